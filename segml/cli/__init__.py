@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from segml.cli._config import BUNDLED_SOURCES, ConfigError, load_config, section_kwargs
+from segml._config import BUNDLED_SOURCES, ConfigError, load_config, section_kwargs
 
 __all__ = ["app"]
 
@@ -166,6 +166,120 @@ def features(
     with step(f"write {out}"):
         _write_table(rfm, out)
     console.print(f"{len(rfm):,} customers -> {out}", highlight=False)
+
+
+def _tracking_uri(option: str | None) -> str:
+    """--tracking-uri, else MLFLOW_TRACKING_URI, else the embedded store."""
+    import os
+
+    from segml.tracking import DEFAULT_TRACKING_URI
+
+    return option or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+TrackingOption = Annotated[
+    str | None,
+    typer.Option(
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."
+    ),
+]
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Option(help="Run config, e.g. configs/cdnow.yaml.")],
+    tracking_uri: TrackingOption = None,
+    export: Annotated[
+        Path | None, typer.Option(help="Also write the scoring model to this folder.")
+    ] = None,
+    promote: Annotated[bool, typer.Option(help="Move the 'champion' alias too.")] = False,
+) -> None:
+    """Train CLV, segments, tiers and churn; log the run to MLflow; register the scorer.
+
+    Each step prints how long it took. The registered model gets the alias
+    'candidate' ('champion' too with --promote). Open the runs with
+    `mlflow ui --backend-store-uri sqlite:///mlflow.db`.
+    """
+    from segml._config import ConfigError
+    from segml.tracking import TrackingError
+    from segml.tracking import train as train_run
+    from segml.transactions import TransactionsError
+
+    def show(name: str, seconds: float) -> None:
+        console.print(f"[green]done[/green] {name} ({seconds:.2f} s)", highlight=False)
+
+    started = time.perf_counter()
+    try:
+        result = train_run(
+            config, tracking_uri=_tracking_uri(tracking_uri), export=export, promote=promote,
+            on_step=show,
+        )
+    except (ConfigError, TrackingError, TransactionsError, ValueError) as exc:
+        _fail(str(exc))
+    scorer = result.scorer
+    churn = scorer.evaluation_["churn"]
+    console.print(
+        f"run {result.run_id}: {len(scorer.segment_map_.to_frame())} groups in the segment map, "
+        f"churn ROC AUC {churn.loc['model', 'roc_auc']:.3f} (best baseline "
+        f"{churn.drop(index='model')['roc_auc'].max():.3f}); registered "
+        f"{result.registered_model_name} version {result.version} as {result.aliases}"
+        + (f"; exported to {result.export_path}" if result.export_path else "")
+        + f" in {time.perf_counter() - started:.1f} s",
+        highlight=False,
+    )
+    typer.echo(result.run_id)
+
+
+runs_app = typer.Typer(help="Compare training runs.", invoke_without_command=True)
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.callback()
+def runs(
+    ctx: typer.Context,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "segml-cdnow",
+    tracking_uri: TrackingOption = None,
+) -> None:
+    """List the runs of an experiment with their key metrics, newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import pandas as pd
+
+    from segml.tracking import TrackingError, runs_table
+
+    try:
+        table = runs_table(tracking_uri=_tracking_uri(tracking_uri), experiment_name=experiment)
+    except TrackingError as exc:
+        _fail(str(exc))
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        typer.echo(table.to_string(index=False) if len(table) else "no runs yet")
+
+
+@runs_app.command("diff")
+def runs_diff(
+    run_a: Annotated[str, typer.Argument(help="Earlier run id.")],
+    run_b: Annotated[str, typer.Argument(help="Later run id.")],
+    tracking_uri: TrackingOption = None,
+) -> None:
+    """Show what changed between two runs: config, metrics and the segment map."""
+    import pandas as pd
+
+    from segml.tracking import TrackingError, diff_runs
+
+    try:
+        diff = diff_runs(run_a, run_b, tracking_uri=_tracking_uri(tracking_uri))
+    except TrackingError as exc:
+        _fail(str(exc))
+    with pd.option_context("display.width", 200, "display.max_columns", 20,
+                           "display.max_rows", 500):
+        typer.echo("config changes:")
+        typer.echo(diff["params"].to_string() if len(diff["params"]) else "  none")
+        typer.echo("\nmetrics:")
+        changed = diff["metrics"][diff["metrics"]["change"].fillna(1) != 0]
+        typer.echo(changed.to_string() if len(changed) else "  no change")
+        typer.echo("\nsegment map:")
+        segment_map = diff["segment_map"]
+        typer.echo("  not available" if segment_map is None else segment_map.to_string())
 
 
 def main() -> None:  # pragma: no cover - console entry point

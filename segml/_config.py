@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+from dataclasses import dataclass
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["ConfigError", "load_config", "section_kwargs"]
+__all__ = ["ConfigError", "RunSettings", "load_config", "section_kwargs"]
 
 BUNDLED_SOURCES = ("cdnow", "cdnow-sample")
 
@@ -35,22 +36,49 @@ class ConfigError(ValueError):
     """A config that cannot be used: names the file, the key and what is allowed."""
 
 
+@dataclass
+class RunSettings:
+    """The ``run`` section: what a training run is called, when, and where it registers.
+
+    Parameters
+    ----------
+    as_of : str
+        Training date (nothing after it is read).
+    experiment_name : str, default "segml"
+        MLflow experiment of the run.
+    registered_model_name : str, default "segml-scorer"
+        Registry name of the scoring model.
+    scorecard_config : str, optional
+        Path of the tier scorecard YAML (default: ``configs/scorecard.yaml``).
+    actions_config : str, optional
+        Path of the segment-map actions YAML (default: ``configs/actions.yaml``).
+    """
+
+    as_of: str | None = None
+    experiment_name: str = "segml"
+    registered_model_name: str = "segml-scorer"
+    scorecard_config: str | None = None
+    actions_config: str | None = None
+
+
 def _steps() -> dict[str, Callable]:
     """The config sections and the callables whose parameters they hold."""
     from segml.features import rfm_summary
+    from segml.models.churn import ChurnModel
+    from segml.models.clv import CLVModel
+    from segml.models.segments import SegmentModel
+    from segml.scoring import CustomerScorer
     from segml.transactions import load_transactions
 
-    steps: dict[str, Callable] = {
+    return {
         "transactions": load_transactions,
         "features": rfm_summary,
+        "clv": CLVModel,
+        "segments": SegmentModel,
+        "churn": ChurnModel,
+        "scorer": CustomerScorer,
+        "run": RunSettings,
     }
-    try:  # sections of steps that exist in this version of segml
-        from segml.models import CLVModel
-
-        steps["clv"] = CLVModel
-    except ImportError:  # pragma: no cover - the CLV model ships with segml
-        pass
-    return steps
 
 
 _DATA_KEYS = {"source": "a CSV/Parquet path, or 'cdnow' / 'cdnow-sample'", "name": "a label"}
@@ -62,13 +90,18 @@ def _allowed(target: Callable) -> dict[str, inspect.Parameter]:
         name: p
         for name, p in signature.parameters.items()
         if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-        and name not in ("self", "source", "transactions", "rfm", "X", "y")
+        and name not in ("self", "source", "transactions", "rfm", "X", "y", "clv", "segments",
+                         "scorecard", "churn", "actions")
     }
 
 
 def _check_value(path: str, section: str, key: str, value: Any, param: inspect.Parameter) -> None:
     default = param.default
     if default is inspect.Parameter.empty or default is None or value is None:
+        return
+    if isinstance(value, list) and any(
+        word in str(param.annotation) for word in ("Sequence", "list", "tuple")
+    ):
         return
     expected = type(default)
     if isinstance(default, bool):

@@ -1,0 +1,506 @@
+"""The customer scorer: every fitted model behind one ``predict``, saved as data.
+
+:class:`CustomerScorer` is what a training run produces and a batch job applies. It
+holds a fitted :class:`~segml.models.CLVModel`, :class:`~segml.models.SegmentModel`,
+:class:`~segml.models.TierScorecard` and :class:`~segml.models.ChurnModel`, the
+segment map, and the settings that turn transactions into its input features, so
+that training and scoring build features with the same code.
+
+Data flow of :meth:`CustomerScorer.predict` (one row per customer)::
+
+    features (customer_features: RFM in days, behaviour, repurchase rate)
+      -> CLV: expected_purchases (over horizon_months), p_alive, clv
+      -> churn: churn_probability from features + P(alive) and expected purchases
+         over churn_horizon_days; risk_band from the churn model's thresholds
+      -> segment (k-means, ordered by value) and segment_name
+      -> tier (scorecard)
+      -> action: the at-risk action for high churn risk, else the tier's action
+
+Customers with no repeat purchase get P(alive) = 1 under BG/NBD (Fader, Hardie & Lee
+2005): that is a property of the model, not a sign of loyalty; their churn risk
+comes from the churn model, which sees that they have one purchase only.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+
+from segml.features import calibration_holdout
+from segml.features._churn import churn_features, churn_labels
+from segml.models._churn_evaluation import churn_baselines, evaluate_churn
+from segml.models._clv_metrics import holdout_metrics
+from segml.models.churn import ChurnModel
+from segml.models.clv import CLVModel
+from segml.models.scorecard import TierScorecard, repurchase_rate
+from segml.models.segments import SegmentModel
+from segml.persistence import PersistenceError, read_json, versions, write_json
+from segml.scoring._segment_map import DEFAULT_ACTIONS, SegmentMap, build_segment_map
+
+__all__ = ["OUTPUT_COLUMNS", "CustomerScorer", "ScorerError", "customer_features"]
+
+#: The columns of :meth:`CustomerScorer.predict`, in order.
+OUTPUT_COLUMNS = (
+    "clv",
+    "p_alive",
+    "expected_purchases",
+    "segment",
+    "segment_name",
+    "tier",
+    "churn_probability",
+    "risk_band",
+    "action",
+)
+_DAYS_PER_UNIT = {"D": 1, "W": 7}
+_FORMAT = "segml.CustomerScorer"
+_FORMAT_VERSION = 1
+
+
+class ScorerError(ValueError):
+    """Inputs or settings the scorer cannot use; the message says which and how to fix it."""
+
+
+def customer_features(
+    transactions: pd.DataFrame, *, as_of, windows_days: Sequence[int] = (90,)
+) -> pd.DataFrame:
+    """Every input feature of the scorer, per customer known at ``as_of``.
+
+    The churn features of :func:`segml.features.churn_features` (RFM in days,
+    purchase gaps, recent-window trends, quantities when present) plus the
+    ``repurchase_rate`` that the tier scorecard grades. All float64, no NaN; only
+    transactions up to ``as_of`` are read.
+
+    Examples
+    --------
+    >>> from segml.datasets import load_cdnow
+    >>> from segml.scoring._scorer import customer_features
+    >>> features = customer_features(load_cdnow(sample=True), as_of="1997-09-30")
+    >>> features.shape[0], features.loc["0001", ["frequency", "n_orders"]].tolist()
+    (2357, [2.0, 3.0])
+    """
+    features = churn_features(transactions, as_of=as_of, windows_days=windows_days)
+    rate = repurchase_rate(transactions, as_of=as_of).reindex(features.index)
+    return features.assign(repurchase_rate=rate.to_numpy(dtype="float64"))
+
+
+class CustomerScorer:
+    """Fit CLV, segments, tiers and churn on one log; score any customer in one call.
+
+    Parameters
+    ----------
+    clv : CLVModel, optional
+        Unfitted CLV model (its ``time_unit`` must be ``"D"`` or ``"W"``: weeks are
+        days / 7, the unit of the published CDNOW estimates). Default ``CLVModel()``.
+    segments : SegmentModel, optional
+        Unfitted segment model; default ``SegmentModel()``.
+    scorecard : TierScorecard, optional
+        Tier rules; default the practice table ``configs/scorecard.yaml``.
+    churn : ChurnModel, optional
+        Unfitted churn classifier; default ``ChurnModel(random_state=0)``.
+    actions : mapping, optional
+        Actions config for the segment map (see ``configs/actions.yaml``).
+    churn_horizon_days : int, default 90
+        A customer churned if they make no purchase in the ``churn_horizon_days``
+        after a cutoff. The churn model is evaluated on a time split (trained at
+        ``as_of - 2 * horizon``, tested at ``as_of - horizon``) and the deployed
+        model is trained at ``as_of - horizon`` with labels up to ``as_of``.
+    clv_holdout_days : int, default 180
+        The CLV model is evaluated by fitting on the log up to
+        ``as_of - clv_holdout_days`` and predicting the holdout.
+    windows_days : sequence of int, default (90,)
+        Recent windows of the trend features.
+
+    Attributes
+    ----------
+    clv_, segments_, scorecard_, churn_ : fitted models
+    segment_map_ : SegmentMap
+        Names, definitions, sizes, profiles and actions of segments and tiers.
+    evaluation_ : dict
+        ``clv_holdout`` (holdout errors), ``churn`` (metrics of the model and the
+        baselines on the later cutoff, a DataFrame), ``cutoffs`` (dates used).
+    feature_columns_ : list of str
+        Input columns of :meth:`predict`, in order.
+    as_of_ : str
+        Date the scorer was trained at.
+    timings_ : dict of str to float
+        Seconds taken by each step of :meth:`fit`.
+
+    Examples
+    --------
+    >>> from segml.datasets import load_cdnow
+    >>> from segml.models.clv import CLVModel
+    >>> from segml.models.segments import SegmentModel
+    >>> from segml.scoring._scorer import CustomerScorer
+    >>> log = load_cdnow(sample=True)
+    >>> scorer = CustomerScorer(clv=CLVModel(time_unit="W"),
+    ...                         segments=SegmentModel(n_segments=4)).fit(log, as_of="1998-06-30")
+    >>> scores = scorer.score(log, as_of="1998-06-30")
+    >>> list(scores.columns) == list(OUTPUT_COLUMNS)
+    True
+    >>> int(scores["segment"].nunique())
+    4
+    """
+
+    def __init__(
+        self,
+        *,
+        clv: CLVModel | None = None,
+        segments: SegmentModel | None = None,
+        scorecard: TierScorecard | None = None,
+        churn: ChurnModel | None = None,
+        actions: dict[str, Any] | None = None,
+        churn_horizon_days: int = 90,
+        clv_holdout_days: int = 180,
+        windows_days: Sequence[int] = (90,),
+    ):
+        self.clv = clv
+        self.segments = segments
+        self.scorecard = scorecard
+        self.churn = churn
+        self.actions = actions
+        self.churn_horizon_days = churn_horizon_days
+        self.clv_holdout_days = clv_holdout_days
+        self.windows_days = windows_days
+
+    # ------------------------------------------------------------------ fitting
+    def fit(
+        self,
+        transactions: pd.DataFrame,
+        *,
+        as_of,
+        on_step: Callable[[str, float], None] | None = None,
+        diagnostics: bool = False,
+    ) -> CustomerScorer:
+        """Fit every model on the log up to ``as_of`` and evaluate them on time splits.
+
+        Parameters
+        ----------
+        transactions : pandas.DataFrame
+            Clean transactions (:func:`segml.load_transactions`).
+        as_of : date-like
+            Training date; nothing after it is read.
+        on_step : callable, optional
+            Called as ``on_step(step_name, seconds)`` after each step (progress display).
+        diagnostics : bool, default False
+            Keep what the evaluation figures need in ``diagnostics_`` (the
+            calibration/holdout split, the calibration-period CLV model, the churn
+            test labels and scores, and the features at ``as_of``). This is derived
+            from the training data: it is never saved, and a training run drops it
+            once the figures are drawn.
+
+        Returns
+        -------
+        self
+        """
+        as_of = pd.Timestamp(as_of).normalize()
+        horizon = pd.Timedelta(days=int(self.churn_horizon_days))
+        self._check_settings()
+        first_day = transactions["timestamp"].min().normalize()
+        earliest_cutoff = as_of - 2 * horizon
+        if earliest_cutoff <= first_day:
+            raise ScorerError(
+                f"churn_horizon_days={self.churn_horizon_days} needs two horizons of history "
+                f"before as_of={as_of.date()} (a first cutoff at {earliest_cutoff.date()}), "
+                f"but the log starts {first_day.date()}. Use a later as_of or a shorter horizon."
+            )
+        clv_template = self.clv if self.clv is not None else CLVModel()
+        unit = clv_template.time_unit
+        self.timings_: dict[str, float] = {}
+        if diagnostics:
+            self.diagnostics_: dict[str, Any] = {}
+
+        def timed(name, function, *args, **kwargs):
+            started = time.perf_counter()
+            result = function(*args, **kwargs)
+            self.timings_[name] = time.perf_counter() - started
+            if on_step is not None:
+                on_step(name, self.timings_[name])
+            return result
+
+        features = timed(
+            "features", customer_features, transactions, as_of=as_of, windows_days=self.windows_days
+        )
+
+        def fit_clv_and_evaluate():
+            calibration_end = as_of - pd.Timedelta(days=int(self.clv_holdout_days))
+            split = calibration_holdout(
+                transactions,
+                calibration_end=calibration_end,
+                observation_end=as_of,
+                unit_multiplier=_DAYS_PER_UNIT[unit],
+            )
+            cal = split[["frequency_cal", "recency_cal", "T_cal", "monetary_value_cal"]]
+            cal = cal.set_axis(["frequency", "recency", "T", "monetary_value"], axis=1)
+            clv_calibration = clone(clv_template).fit(cal)
+            holdout = holdout_metrics(clv_calibration, split)
+            if diagnostics:
+                self.diagnostics_.update(cal_holdout=split, clv_calibration=clv_calibration)
+            return clone(clv_template).fit(self._clv_rfm(features, unit)), holdout
+
+        self.clv_, clv_holdout = timed("CLV fit and holdout evaluation", fit_clv_and_evaluate)
+
+        def fit_churn_and_evaluate():
+            tables = {}
+            for name, cutoff in (("train", as_of - 2 * horizon), ("test", as_of - horizon)):
+                past = customer_features(transactions, as_of=cutoff, windows_days=self.windows_days)
+                clv_at_cutoff = clone(clv_template).fit(self._clv_rfm(past, unit))
+                X = self._churn_inputs(past, clv_at_cutoff, unit)
+                y = churn_labels(transactions, as_of=cutoff, horizon_days=self.churn_horizon_days)
+                tables[name] = (X, y.reindex(X.index))
+            template = self.churn if self.churn is not None else ChurnModel(random_state=0)
+            X_train, y_train = tables["train"]
+            X_test, y_test = tables["test"]
+            evaluated = clone(template).fit(X_train, y_train)
+            scores = {"model": evaluated.churn_probability(X_test), **churn_baselines(X_test)}
+            metrics = evaluate_churn(y_test, scores)
+            if diagnostics:
+                self.diagnostics_.update(churn_labels=y_test, churn_scores=scores)
+            deployed = clone(template).fit(X_test, y_test)
+            return deployed, metrics
+
+        self.churn_, churn_metrics = timed(
+            "churn fit and time-split evaluation", fit_churn_and_evaluate
+        )
+
+        clv_outputs = self.clv_.predict(self._clv_rfm(features, unit))
+
+        def fit_segments():
+            table = features.assign(clv=clv_outputs["clv"].to_numpy())
+            template = self.segments if self.segments is not None else SegmentModel()
+            return clone(template).fit(table)
+
+        self.segments_ = timed("segments", fit_segments)
+        card = self.scorecard if self.scorecard is not None else TierScorecard.default()
+        self.scorecard_ = clone(card).fit()
+        self.feature_columns_ = list(features.columns)
+        self.as_of_ = as_of.date().isoformat()
+        self.evaluation_ = {
+            "clv_holdout": clv_holdout,
+            "churn": churn_metrics,
+            "cutoffs": {
+                "clv_calibration_end": (as_of - pd.Timedelta(days=int(self.clv_holdout_days)))
+                .date()
+                .isoformat(),
+                "churn_train": (as_of - 2 * horizon).date().isoformat(),
+                "churn_test": (as_of - horizon).date().isoformat(),
+                "as_of": self.as_of_,
+            },
+        }
+
+        def map_segments():
+            scored = self._predict_core(features)
+            table = features.join(scored.drop(columns=["action"]))
+            return build_segment_map(
+                table,
+                columns=["segment", "tier"],
+                definitions={
+                    "segment": self.segments_.definitions(),
+                    "tier": self.scorecard_.definitions(),
+                },
+                actions=self.actions,
+                metadata={"as_of": self.as_of_},
+            )
+
+        self.segment_map_ = timed("segment map", map_segments)
+        if diagnostics:
+            self.diagnostics_["features"] = features
+        return self
+
+    def _check_settings(self) -> None:
+        unit = (self.clv if self.clv is not None else CLVModel()).time_unit
+        if unit not in _DAYS_PER_UNIT:
+            raise ScorerError(
+                f"The scorer's CLV model must count time in 'D' (days) or 'W' (weeks as "
+                f"days / 7), got time_unit={unit!r}."
+            )
+        if not (
+            isinstance(self.churn_horizon_days, int | np.integer) and self.churn_horizon_days > 0
+        ):
+            raise ScorerError(
+                f"churn_horizon_days must be a positive whole number of days, got "
+                f"{self.churn_horizon_days!r}."
+            )
+
+    # ---------------------------------------------------------------- predicting
+    @staticmethod
+    def _clv_rfm(features: pd.DataFrame, unit: str) -> pd.DataFrame:
+        """lifetimes' RFM columns in the CLV model's unit (features are in days)."""
+        days = _DAYS_PER_UNIT[unit]
+        return pd.DataFrame(
+            {
+                "frequency": features["frequency"],
+                "recency": features["recency"] / days,
+                "T": features["T"] / days,
+                "monetary_value": features["monetary_value"],
+            },
+            index=features.index,
+        )
+
+    def _churn_inputs(self, features: pd.DataFrame, clv: CLVModel, unit: str) -> pd.DataFrame:
+        rfm = self._clv_rfm(features, unit)
+        horizon_units = self.churn_horizon_days / _DAYS_PER_UNIT[unit]
+        return features.assign(
+            expected_purchases=clv.expected_purchases(rfm, horizon=horizon_units).to_numpy(),
+            p_alive=clv.p_alive(rfm).to_numpy(),
+        )
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "segment_map_") and not hasattr(self, "feature_columns_"):
+            raise ScorerError("This CustomerScorer is not fitted: call fit() or load() first.")
+
+    def _check_features(self, features: pd.DataFrame) -> pd.DataFrame:
+        if not isinstance(features, pd.DataFrame):
+            raise ScorerError(f"features must be a DataFrame, got {type(features).__name__}.")
+        missing = [c for c in self.feature_columns_ if c not in features.columns]
+        if missing:
+            raise ScorerError(
+                f"features lack {len(missing)} column(s) the model needs: {missing}. Build "
+                "them with segml.scoring.customer_features (the same windows_days as training)."
+            )
+        values = features[self.feature_columns_].astype("float64")
+        bad = values.isna().sum()
+        if bad.any():
+            raise ScorerError(
+                f"features have missing values: {bad[bad > 0].to_dict()} (column: rows); "
+                "build them with segml.scoring.customer_features."
+            )
+        return values
+
+    def _predict_core(self, features: pd.DataFrame) -> pd.DataFrame:
+        unit = self.clv_.time_unit
+        clv_out = self.clv_.predict(self._clv_rfm(features, unit))
+        churn_in = self._churn_inputs(features, self.clv_, unit)
+        probability = self.churn_.churn_probability(churn_in)
+        risk = self.churn_.risk_band(probability.to_numpy())
+        segment = np.asarray(self.segments_.predict(features.assign(clv=clv_out["clv"].to_numpy())))
+        names = self.segments_.segment_names_
+        tier = self.scorecard_.predict(features)
+        tier_action = (
+            self.segment_map_.lookup("tier", "action") if hasattr(self, "segment_map_") else {}
+        )
+        levels = (self.actions or DEFAULT_ACTIONS).get("levels", {})
+        at_risk = levels.get("at_risk", "Win-back contact.")
+        tier_values = np.asarray(tier, dtype=object)
+        action = np.where(
+            risk == "high", at_risk, [tier_action.get(t, "") for t in tier_values]
+        ).astype(object)
+        return pd.DataFrame(
+            {
+                "clv": clv_out["clv"].to_numpy(),
+                "p_alive": clv_out["p_alive"].to_numpy(),
+                "expected_purchases": clv_out["expected_purchases"].to_numpy(),
+                "segment": segment.astype("int64"),
+                "segment_name": [names[int(s)] for s in segment],
+                "tier": tier_values.astype(str),
+                "churn_probability": probability.to_numpy(),
+                "risk_band": risk.astype(str),
+                "action": action.astype(str),
+            },
+            index=features.index,
+        )
+
+    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Score customers from their features (see :func:`customer_features`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed like ``features``, columns :data:`OUTPUT_COLUMNS`.
+        """
+        self._check_fitted()
+        return self._predict_core(self._check_features(features))
+
+    def score(self, transactions: pd.DataFrame, *, as_of) -> pd.DataFrame:
+        """Build features from transactions as of a date and :meth:`predict` them."""
+        self._check_fitted()
+        return self.predict(
+            customer_features(transactions, as_of=as_of, windows_days=self.windows_days)
+        )
+
+    # --------------------------------------------------------------- persistence
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write the scorer as data: ``scorer.json`` and the churn model's skops folder."""
+        self._check_fitted()
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.churn_.save(folder / "churn")
+        churn_metrics = self.evaluation_["churn"]
+        document = {
+            "format": _FORMAT,
+            "format_version": _FORMAT_VERSION,
+            "versions": versions(),
+            "as_of": self.as_of_,
+            "settings": {
+                "churn_horizon_days": int(self.churn_horizon_days),
+                "clv_holdout_days": int(self.clv_holdout_days),
+                "windows_days": [int(w) for w in self.windows_days],
+                "actions": self.actions,
+            },
+            "feature_columns": self.feature_columns_,
+            "clv": self.clv_.to_dict(),
+            "segments": self.segments_.to_dict(),
+            "scorecard": {
+                "criteria": self.scorecard_.criteria,
+                "tiers": self.scorecard_.tiers,
+                "currency": self.scorecard_.currency,
+            },
+            "segment_map": self.segment_map_.to_dict(),
+            "evaluation": {
+                "clv_holdout": self.evaluation_["clv_holdout"],
+                "churn": _frame_to_json(churn_metrics),
+                "cutoffs": self.evaluation_["cutoffs"],
+            },
+        }
+        write_json(document, folder / "scorer.json")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> CustomerScorer:
+        """Rebuild a scorer saved by :meth:`save`; predicts identically, no pickle."""
+        folder = Path(folder)
+        document = read_json(folder / "scorer.json")
+        if document.get("format") != _FORMAT:
+            raise PersistenceError(
+                f"{folder / 'scorer.json'} is not a segml CustomerScorer "
+                f"(format {document.get('format')!r})."
+            )
+        settings = document["settings"]
+        scorer = cls(
+            actions=settings["actions"],
+            churn_horizon_days=settings["churn_horizon_days"],
+            clv_holdout_days=settings["clv_holdout_days"],
+            windows_days=tuple(settings["windows_days"]),
+        )
+        scorer.clv_ = CLVModel.from_dict(document["clv"])
+        scorer.segments_ = SegmentModel.from_dict(document["segments"])
+        scorer.scorecard_ = TierScorecard(**document["scorecard"]).fit()
+        scorer.churn_ = ChurnModel.load(folder / "churn")
+        scorer.segment_map_ = SegmentMap.from_dict(document["segment_map"])
+        scorer.feature_columns_ = list(document["feature_columns"])
+        scorer.as_of_ = document["as_of"]
+        evaluation = document["evaluation"]
+        scorer.evaluation_ = {
+            "clv_holdout": evaluation["clv_holdout"],
+            "churn": pd.DataFrame(
+                evaluation["churn"]["data"],
+                index=evaluation["churn"]["index"],
+                columns=evaluation["churn"]["columns"],
+            ),
+            "cutoffs": evaluation["cutoffs"],
+        }
+        return scorer
+
+
+def _frame_to_json(frame: pd.DataFrame) -> dict[str, Any]:
+    return {
+        "index": [str(i) for i in frame.index],
+        "columns": [str(c) for c in frame.columns],
+        "data": [[None if pd.isna(v) else float(v) for v in row] for row in frame.to_numpy()],
+    }
