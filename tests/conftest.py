@@ -36,3 +36,9 @@ def lifetimes_utils():
         import lifetimes.utils
 
     return lifetimes.utils
+
+
+@pytest.fixture(autouse=True)
+def _isolated_tracking_uri(monkeypatch):
+    """mlflow.set_tracking_uri also sets MLFLOW_TRACKING_URI: undo it after each test."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -282,6 +282,15 @@ def runs_diff(
         typer.echo("  not available" if segment_map is None else segment_map.to_string())
 
 
+# `segml score` lives in its own module (batch scoring, chunked, atomic output).
+try:
+    from segml.cli._score import score as _score_command
+except ImportError:  # pragma: no cover - while the batch scorer is being written
+    _score_command = None
+if _score_command is not None:
+    app.command(name="score")(_score_command)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 
