@@ -178,11 +178,28 @@ def load_config(path: str | Path) -> dict[str, dict[str, Any]]:
         config[section] = {
             k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in values.items()
         }
+    _resolve_paths(config, path.parent)
     if "source" not in config.get("data", {}):
         raise ConfigError(
             f"{path}: data.source is required (a CSV/Parquet path, or one of {list(BUNDLED_SOURCES)})."
         )
     return config
+
+
+def _resolve_paths(config: dict[str, dict[str, Any]], folder: Path) -> None:
+    """File paths in a config are relative to the config file, wherever it is run from."""
+
+    def resolve(value: str) -> str:
+        candidate = Path(value)
+        return value if candidate.is_absolute() else str((folder / candidate).resolve())
+
+    data = config.get("data", {})
+    if isinstance(data.get("source"), str) and data["source"] not in BUNDLED_SOURCES:
+        data["source"] = resolve(data["source"])
+    run = config.get("run", {})
+    for key in ("scorecard_config", "actions_config"):
+        if isinstance(run.get(key), str):
+            run[key] = resolve(run[key])
 
 
 def section_kwargs(config: dict[str, dict[str, Any]], section: str) -> dict[str, Any]:

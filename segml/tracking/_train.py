@@ -299,7 +299,7 @@ def train(
     client = MlflowClient(tracking_uri=tracking_uri)
     timed("check registered model", _check_signature_compatible, client, model_name,
           model_signature(scorer))
-    experiment = mlflow.set_experiment(experiment_name)
+    experiment = _experiment(client, experiment_name, tracking_uri)
     logging_started = time.perf_counter()
     with mlflow.start_run(run_name=f"{config['data'].get('name', source)} as of {as_of}") as run:
         try:
@@ -361,6 +361,21 @@ def train(
         export_path=export_path,
         seconds=timings,
     )
+
+
+def _experiment(client, name: str, tracking_uri: str):
+    """The experiment, created on first use with its artifacts beside the SQLite file.
+
+    MLflow would otherwise put the artifacts of an embedded store in ``./mlruns`` of
+    whatever folder the process runs in; next to the database they stay together.
+    """
+    import mlflow
+
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None and tracking_uri.startswith("sqlite:///"):
+        database = Path(tracking_uri.removeprefix("sqlite:///")).resolve()
+        client.create_experiment(name, artifact_location=(database.parent / "mlruns").as_uri())
+    return mlflow.set_experiment(name)
 
 
 def _segml_version() -> str:
