@@ -20,8 +20,14 @@ def _child(target: Callable, args: tuple, queue) -> None:
     result = target(*args)
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    queue.put({"seconds": seconds, "peak_mb": peak / 2**20, "rss_before_mb": before / 2**20,
-               "result": result})
+    queue.put(
+        {
+            "seconds": seconds,
+            "peak_mb": peak / 2**20,
+            "rss_before_mb": before / 2**20,
+            "result": result,
+        }
+    )
 
 
 def run_isolated(target: Callable, *args) -> dict:

@@ -75,8 +75,10 @@ def main() -> None:
         started = time.perf_counter()
         log = simulate_transactions(args.n_customers, seed=args.seed)
         log.to_parquet(path)
-        print(f"simulated {args.n_customers:,} customers, {len(log):,} transactions "
-              f"in {time.perf_counter() - started:.1f} s")
+        print(
+            f"simulated {args.n_customers:,} customers, {len(log):,} transactions "
+            f"in {time.perf_counter() - started:.1f} s"
+        )
         del log
 
         ours = run_isolated(_segml, path, str(Path(folder) / "ours.parquet"))
@@ -85,15 +87,19 @@ def main() -> None:
         b = pd.read_parquet(Path(folder) / "theirs.parquet")
 
     same_index = a.index.equals(b.index)
-    exact = all(np.array_equal(a[c].to_numpy(), b[c].to_numpy()) for c in ("frequency", "recency", "T"))
+    exact = all(
+        np.array_equal(a[c].to_numpy(), b[c].to_numpy()) for c in ("frequency", "recency", "T")
+    )
     mv_a, mv_b = a["monetary_value"].to_numpy(), b["monetary_value"].to_numpy()
     rel = float(np.max(np.abs(mv_a - mv_b) / np.maximum(np.abs(mv_b), 1e-300)))
     print(f"{'':24s}{'seconds':>10s}{'peak MB':>10s}")
     print(f"{'lifetimes (baseline)':24s}{theirs['result']:10.3f}{theirs['peak_mb']:10.0f}")
     print(f"{'segml.rfm_summary':24s}{ours['result']:10.3f}{ours['peak_mb']:10.0f}")
     print(f"speed-up: {theirs['result'] / ours['result']:.1f}x (target >= 5x, aim 10x)")
-    print(f"identical: index {same_index}, frequency/recency/T bitwise {exact}, "
-          f"monetary_value max relative difference {rel:.1e} (target <= 1e-12)")
+    print(
+        f"identical: index {same_index}, frequency/recency/T bitwise {exact}, "
+        f"monetary_value max relative difference {rel:.1e} (target <= 1e-12)"
+    )
     if not (same_index and exact and rel <= 1e-12):
         raise SystemExit("outputs differ")
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +90,20 @@ def _allowed(target: Callable) -> dict[str, inspect.Parameter]:
         name: p
         for name, p in signature.parameters.items()
         if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-        and name not in ("self", "source", "transactions", "rfm", "X", "y", "clv", "segments",
-                         "scorecard", "churn", "actions")
+        and name
+        not in (
+            "self",
+            "source",
+            "transactions",
+            "rfm",
+            "X",
+            "y",
+            "clv",
+            "segments",
+            "scorecard",
+            "churn",
+            "actions",
+        )
     }
 
 
@@ -181,7 +193,8 @@ def load_config(path: str | Path) -> dict[str, dict[str, Any]]:
     _resolve_paths(config, path.parent)
     if "source" not in config.get("data", {}):
         raise ConfigError(
-            f"{path}: data.source is required (a CSV/Parquet path, or one of {list(BUNDLED_SOURCES)})."
+            f"{path}: data.source is required (a CSV/Parquet path, or one of "
+            f"{list(BUNDLED_SOURCES)})."
         )
     return config
 

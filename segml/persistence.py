@@ -86,7 +86,9 @@ def read_json(path: str | os.PathLike) -> dict[str, Any]:
     except FileNotFoundError:
         raise PersistenceError(f"No saved model file at {path}.") from None
     except json.JSONDecodeError as exc:
-        raise PersistenceError(f"{path} is not valid JSON ({exc}); was it written by segml?") from None
+        raise PersistenceError(
+            f"{path} is not valid JSON ({exc}); was it written by segml?"
+        ) from None
 
 
 def dump_skops(obj: Any, path: str | os.PathLike) -> None:
@@ -100,11 +102,27 @@ def dump_skops(obj: Any, path: str | os.PathLike) -> None:
 # build data, never call code.
 _BASIC_TYPES = frozenset(
     {
-        "builtins.dict", "builtins.list", "builtins.tuple", "builtins.str", "builtins.int",
-        "builtins.float", "builtins.bool", "builtins.NoneType", "builtins.bytes",
-        "builtins.slice", "numpy.ndarray", "numpy.dtype", "numpy.float64", "numpy.float32",
-        "numpy.int64", "numpy.int32", "numpy.uint8", "numpy.bool_", "numpy.str_",
-        "numpy.random.mtrand.RandomState", "numpy.random._mt19937.MT19937",
+        "builtins.dict",
+        "builtins.list",
+        "builtins.tuple",
+        "builtins.str",
+        "builtins.int",
+        "builtins.float",
+        "builtins.bool",
+        "builtins.NoneType",
+        "builtins.bytes",
+        "builtins.slice",
+        "numpy.ndarray",
+        "numpy.dtype",
+        "numpy.float64",
+        "numpy.float32",
+        "numpy.int64",
+        "numpy.int32",
+        "numpy.uint8",
+        "numpy.bool_",
+        "numpy.str_",
+        "numpy.random.mtrand.RandomState",
+        "numpy.random._mt19937.MT19937",
     }
 )
 

@@ -201,7 +201,9 @@ def _ids_as_text(ids: pd.Series) -> pd.Series:
         whole = ids.notna() & np.isfinite(ids) & (ids == np.floor(ids))
         text = ids.astype(object).where(~whole, ids[whole].astype("int64").astype(str))
         text = text.where(ids.notna(), None).astype(object)
-        return pd.Series(text.map(lambda v: None if v is None else str(v)), index=ids.index, dtype="str")
+        return pd.Series(
+            text.map(lambda v: None if v is None else str(v)), index=ids.index, dtype="str"
+        )
 
     def one(value):
         if value is None or (isinstance(value, float) and (np.isnan(value))) or value is pd.NA:
@@ -452,7 +454,7 @@ def load_transactions(
 def _net_returns(
     frame: pd.DataFrame, keep: pd.Series, original: pd.DataFrame, report: DataQualityReport
 ) -> pd.DataFrame:
-    """Subtract each return from the customer's latest purchase at or before it (in place on keep)."""
+    """Subtract each return from the customer's latest earlier purchase (updates ``keep``)."""
     live = frame[keep]
     order = live.sort_values(["customer_id", "timestamp"], kind="stable").index
     ordered = live.loc[order]

@@ -23,7 +23,17 @@ def test_validate_prints_the_report(tmp_path):
         "client,date,value\nc1,2024-01-01,10\nc1,2024-01-02,-3\nc2,not-a-date,5\n",
     )
     result = runner.invoke(
-        app, ["validate", str(path), "--customer-id", "client", "--timestamp", "date", "--amount", "value"]
+        app,
+        [
+            "validate",
+            str(path),
+            "--customer-id",
+            "client",
+            "--timestamp",
+            "date",
+            "--amount",
+            "value",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "rows read: 3" in result.stdout
@@ -39,7 +49,9 @@ def test_validate_fails_clearly_on_a_missing_column(tmp_path):
 
 
 def test_features_writes_rfm_and_never_overwrites_on_failure(tmp_path):
-    path = _orders(tmp_path, "customer_id,timestamp,amount\na,2024-01-01,10\na,2024-01-11,20\nb,2024-01-05,8\n")
+    path = _orders(
+        tmp_path, "customer_id,timestamp,amount\na,2024-01-01,10\na,2024-01-11,20\nb,2024-01-05,8\n"
+    )
     out = tmp_path / "rfm.parquet"
     result = runner.invoke(app, ["features", str(path), "--as-of", "2024-01-31", "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -78,11 +90,15 @@ def test_features_from_the_cdnow_config(tmp_path):
 @pytest.mark.parametrize(
     ("yaml_text", "message"),
     [
-        ("data: {source: cdnow}\nfeatures: {as_of: 1997-09-30, time_units: D}\n",
-         "unknown key(s) ['time_units'] in section 'features'"),
+        (
+            "data: {source: cdnow}\nfeatures: {as_of: 1997-09-30, time_units: D}\n",
+            "unknown key(s) ['time_units'] in section 'features'",
+        ),
         ("data: {source: cdnow}\nfeaturez: {}\n", "unknown section 'featurez'"),
-        ("data: {source: cdnow}\nfeatures: {as_of: 1997-09-30, unit_multiplier: seven}\n",
-         "features.unit_multiplier must be int like 1"),
+        (
+            "data: {source: cdnow}\nfeatures: {as_of: 1997-09-30, unit_multiplier: seven}\n",
+            "features.unit_multiplier must be int like 1",
+        ),
         ("features: {as_of: 1997-09-30}\n", "data.source is required"),
         ("data: [1, 2\n", "is not valid YAML"),
     ],
@@ -90,7 +106,9 @@ def test_features_from_the_cdnow_config(tmp_path):
 def test_config_errors_name_the_key(tmp_path, yaml_text, message):
     config = tmp_path / "run.yaml"
     config.write_text(yaml_text)
-    result = runner.invoke(app, ["features", "--config", str(config), "--out", str(tmp_path / "o.parquet")])
+    result = runner.invoke(
+        app, ["features", "--config", str(config), "--out", str(tmp_path / "o.parquet")]
+    )
     assert result.exit_code == 1
     assert message in " ".join(result.output.split())
 

@@ -33,11 +33,14 @@ def test_simulation_is_reproducible_and_seeded():
 def test_simulated_repeat_purchases_match_the_bgnbd_expectation():
     """Mean repeat purchases in (0, t] equal E[X(t)], Fader, Hardie & Lee (2005) eq. 7."""
     r, alpha, a, b = 0.243, 4.414, 0.793, 2.426
-    log = simulate_transactions(40_000, seed=11, start="2020-01-01", end="2020-12-31",
-                                acquisition_days=1)
+    log = simulate_transactions(
+        40_000, seed=11, start="2020-01-01", end="2020-12-31", acquisition_days=1
+    )
     t = 365 / 7  # every customer starts on day 0 and is watched for 365 days (weeks)
-    expected = (a + b - 1) / (a - 1) * (
-        1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, t / (alpha + t))
+    expected = (
+        (a + b - 1)
+        / (a - 1)
+        * (1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, t / (alpha + t)))
     )
     repeats = log.groupby("customer_id").size() - 1
     standard_error = repeats.std() / np.sqrt(len(repeats))

@@ -40,25 +40,41 @@ def test_rfm_summary_equals_lifetimes(
     as_of = cdnow_end if data == "cdnow" else sim_end
     ours = rfm_summary(log, as_of=as_of, time_unit=time_unit, unit_multiplier=multiplier)
     theirs = lifetimes_utils.summary_data_from_transaction_data(
-        log, "customer_id", "timestamp", monetary_value_col="amount",
-        observation_period_end=as_of, freq=time_unit, freq_multiplier=multiplier,
+        log,
+        "customer_id",
+        "timestamp",
+        monetary_value_col="amount",
+        observation_period_end=as_of,
+        freq=time_unit,
+        freq_multiplier=multiplier,
     )
     _assert_equal_to_lifetimes(ours, theirs)
 
 
 @pytest.mark.parametrize("data", ["cdnow", "simulated"])
 @pytest.mark.parametrize(("time_unit", "multiplier"), [("D", 1), ("D", 7), ("W", 1)])
-def test_calibration_holdout_equals_lifetimes(request, lifetimes_utils, data, time_unit, multiplier):
+def test_calibration_holdout_equals_lifetimes(
+    request, lifetimes_utils, data, time_unit, multiplier
+):
     log = request.getfixturevalue(data)
     # Sundays, so weekly periods end with the dates (see rfm_summary's notes).
     cal, obs = ("1997-09-28", "1998-06-28") if data == "cdnow" else ("2021-03-28", "2021-12-26")
     ours = calibration_holdout(
-        log, calibration_end=cal, observation_end=obs, time_unit=time_unit,
+        log,
+        calibration_end=cal,
+        observation_end=obs,
+        time_unit=time_unit,
         unit_multiplier=multiplier,
     )
     theirs = lifetimes_utils.calibration_and_holdout_data(
-        log, "customer_id", "timestamp", calibration_period_end=cal, observation_period_end=obs,
-        freq=time_unit, freq_multiplier=multiplier, monetary_value_col="amount",
+        log,
+        "customer_id",
+        "timestamp",
+        calibration_period_end=cal,
+        observation_period_end=obs,
+        freq=time_unit,
+        freq_multiplier=multiplier,
+        monetary_value_col="amount",
     ).sort_index()
     assert list(ours.columns) == list(theirs.columns)
     assert ours.index.tolist() == theirs.index.tolist()
@@ -69,7 +85,9 @@ def test_calibration_holdout_equals_lifetimes(request, lifetimes_utils, data, ti
 def test_published_cdnow_sample_summary(cdnow_sample):
     """The CDNOW sample's calibration summary as in Fader, Hardie & Lee (2005)."""
     split = calibration_holdout(
-        cdnow_sample, calibration_end="1997-09-30", observation_end="1998-06-30",
+        cdnow_sample,
+        calibration_end="1997-09-30",
+        observation_end="1998-06-30",
         unit_multiplier=7,
     )
     assert len(split) == 2357
@@ -129,16 +147,22 @@ def test_rfm_summary_errors(cdnow_sample, kwargs, message):
 
 
 def test_rfm_summary_names_missing_columns():
-    frame = pd.DataFrame({"client": ["a"], "timestamp": [pd.Timestamp("2024-01-01")], "amount": [1.0]})
+    frame = pd.DataFrame(
+        {"client": ["a"], "timestamp": [pd.Timestamp("2024-01-01")], "amount": [1.0]}
+    )
     with pytest.raises(FeatureError, match=r"lack the column\(s\) \['customer_id'\].*found"):
         rfm_summary(frame, as_of="2024-01-02")
 
 
 def test_calibration_holdout_errors(cdnow_sample):
     with pytest.raises(FeatureError, match="must be after calibration_end"):
-        calibration_holdout(cdnow_sample, calibration_end="1998-01-01", observation_end="1997-01-01")
+        calibration_holdout(
+            cdnow_sample, calibration_end="1998-01-01", observation_end="1997-01-01"
+        )
     with pytest.raises(FeatureError, match="holdout period is empty"):
-        calibration_holdout(cdnow_sample, calibration_end="1998-07-01", observation_end="1998-12-31")
+        calibration_holdout(
+            cdnow_sample, calibration_end="1998-07-01", observation_end="1998-12-31"
+        )
 
 
 # Property tests on random small logs.
@@ -156,8 +180,10 @@ _logs = st.lists(
 
 def _frame(rows) -> pd.DataFrame:
     ids, days, hours, amounts = zip(*rows, strict=True)
-    stamps = pd.Timestamp("2024-01-01") + pd.to_timedelta(days, unit="D") + pd.to_timedelta(
-        hours, unit="h"
+    stamps = (
+        pd.Timestamp("2024-01-01")
+        + pd.to_timedelta(days, unit="D")
+        + pd.to_timedelta(hours, unit="h")
     )
     return pd.DataFrame({"customer_id": list(ids), "timestamp": stamps, "amount": list(amounts)})
 
@@ -172,15 +198,23 @@ def test_rfm_properties(rows, as_of_day, seed):
     rfm = rfm_summary(log, as_of=as_of)
     assert ((rfm["recency"] >= 0) & (rfm["recency"] <= rfm["T"])).all()
     seen = log[log["timestamp"].dt.normalize() <= as_of]
-    distinct_days = seen.groupby("customer_id")["timestamp"].apply(lambda s: s.dt.normalize().nunique())
+    distinct_days = seen.groupby("customer_id")["timestamp"].apply(
+        lambda s: s.dt.normalize().nunique()
+    )
     assert (rfm["frequency"] < distinct_days.loc[rfm.index]).all()
     assert (rfm["n_orders"] >= rfm["frequency"] + 1).all()
 
     shuffled = log.sample(frac=1.0, random_state=seed).reset_index(drop=True)
-    pd.testing.assert_frame_equal(rfm_summary(shuffled, as_of=as_of), rfm, check_exact=False, rtol=1e-12)
+    pd.testing.assert_frame_equal(
+        rfm_summary(shuffled, as_of=as_of), rfm, check_exact=False, rtol=1e-12
+    )
 
     later = pd.DataFrame(
-        {"customer_id": ["a", "zz"], "timestamp": [as_of + pd.Timedelta(days=1)] * 2, "amount": [5.0, 6.0]}
+        {
+            "customer_id": ["a", "zz"],
+            "timestamp": [as_of + pd.Timedelta(days=1)] * 2,
+            "amount": [5.0, 6.0],
+        }
     )
     extended = pd.concat([log, later], ignore_index=True)
     pd.testing.assert_frame_equal(rfm_summary(extended, as_of=as_of), rfm)

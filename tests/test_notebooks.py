@@ -24,7 +24,10 @@ def test_notebook_runs(path, monkeypatch):
     notebook = nbformat.read(path, as_version=4)
     # Executed from notebooks/, as a reader opening it in Jupyter would.
     client = NotebookClient(
-        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
     )
     client.execute()
     errors = [

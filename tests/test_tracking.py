@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from segml._config import ConfigError
 from segml.cli import app
+from segml.datasets import load_cdnow
 from segml.scoring import OUTPUT_COLUMNS, customer_features
 from segml.tracking import (
     TrackingError,
@@ -28,7 +29,6 @@ from segml.tracking import (
     train,
 )
 from segml.transactions import load_transactions
-from segml.datasets import load_cdnow
 
 EXPERIMENT = "segml-test"
 MODEL_NAME = "segml-test-scorer"
@@ -112,15 +112,30 @@ def test_a_run_logs_the_segment_map_report_and_every_figure(store, first_run):
     _, uri = store
     client = MlflowClient(tracking_uri=uri)
     top = {a.path for a in client.list_artifacts(first_run.run_id)}
-    assert {"segment_map.json", "segment_map.csv", "data_quality.json",
-            "churn_evaluation.csv", "cutoffs.json", "figures"} <= top
+    assert {
+        "segment_map.json",
+        "segment_map.csv",
+        "data_quality.json",
+        "churn_evaluation.csv",
+        "cutoffs.json",
+        "figures",
+    } <= top
     figures = set()
     for folder in ("figures/clv", "figures/segments", "figures/churn"):
         figures |= {Path(a.path).name for a in client.list_artifacts(first_run.run_id, folder)}
     assert {
-        "calibration_vs_holdout_purchases.png", "p_alive_matrix.png", "clv_distribution.png",
-        "tier_counts.png", "tier_shares.png", "frequency_vs_spend.png", "segment_profiles.png",
-        "silhouette_curve.png", "roc.png", "precision_recall.png", "calibration.png", "lift.png",
+        "calibration_vs_holdout_purchases.png",
+        "p_alive_matrix.png",
+        "clv_distribution.png",
+        "tier_counts.png",
+        "tier_shares.png",
+        "frequency_vs_spend.png",
+        "segment_profiles.png",
+        "silhouette_curve.png",
+        "roc.png",
+        "precision_recall.png",
+        "calibration.png",
+        "lift.png",
     } <= figures
     local = client.download_artifacts(first_run.run_id, "data_quality.json", str(store[0]))
     assert '"rows_read": 6919' in Path(local).read_text()
@@ -137,8 +152,9 @@ def test_one_model_is_registered_with_the_candidate_alias(store, first_run, seco
     assert not any(path.endswith((".pkl", ".pickle")) for path in artifacts)
 
 
-def test_registered_model_predicts_without_pickle(store, first_run, second_run, features,
-                                                  monkeypatch):
+def test_registered_model_predicts_without_pickle(
+    store, first_run, second_run, features, monkeypatch
+):
     _, uri = store
     monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
     mlflow.set_tracking_uri(uri)
@@ -181,8 +197,11 @@ def test_exported_folder_matches_the_registered_model(first_run, features):
 
 def test_export_never_leaves_a_half_written_folder(first_run, tmp_path, features):
     target = tmp_path / "model"
-    export_model(first_run.scorer, target, input_example=cast_to_signature(
-        features.head(2), first_run.scorer.feature_columns_))
+    export_model(
+        first_run.scorer,
+        target,
+        input_example=cast_to_signature(features.head(2), first_run.scorer.feature_columns_),
+    )
     before = sorted(p.relative_to(target) for p in target.rglob("*"))
     wrong_example = pd.DataFrame({"customer_id": ["x"], "not_a_feature": [1.0]})
     with pytest.raises(Exception, match="not_a_feature|missing"):  # fails mid-way
@@ -218,7 +237,9 @@ def test_runs_commands(store, first_run, second_run):
 
 
 def test_a_tracking_server_that_is_down_is_a_clear_error(tmp_path):
-    with pytest.raises(TrackingError, match=r"Cannot reach the MLflow tracking server at http://127\.0\.0\.1:9"):
+    with pytest.raises(
+        TrackingError, match=r"Cannot reach the MLflow tracking server at http://127\.0\.0\.1:9"
+    ):
         train(sample_config(), tracking_uri="http://127.0.0.1:9")
 
 
@@ -244,8 +265,7 @@ def test_another_signature_under_the_same_name_is_refused(store, first_run, seco
     assert sorted(str(v.version) for v in versions) == ["1", "2"]
 
 
-def test_an_interrupted_run_is_failed_and_moves_no_alias(store, first_run, second_run,
-                                                        monkeypatch):
+def test_an_interrupted_run_is_failed_and_moves_no_alias(store, first_run, second_run, monkeypatch):
     _, uri = store
     import segml.tracking._train as train_module
 
@@ -257,7 +277,9 @@ def test_an_interrupted_run_is_failed_and_moves_no_alias(store, first_run, secon
         train(sample_config(), tracking_uri=uri, promote=True)
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name(EXPERIMENT)
-    latest = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])[0]
+    latest = client.search_runs(
+        [experiment.experiment_id], order_by=["attributes.start_time DESC"]
+    )[0]
     assert latest.info.status == "FAILED"
     aliases = client.get_registered_model(MODEL_NAME).aliases
     assert {k: str(v) for k, v in aliases.items()} == {"candidate": "2", "champion": "2"}
@@ -269,7 +291,9 @@ def test_train_command_on_the_sample(tmp_path, monkeypatch):
     config = tmp_path / "run.yaml"
     import yaml
 
-    config.write_text(yaml.safe_dump(sample_config(experiment_name="cli", registered_model_name="cli")))
+    config.write_text(
+        yaml.safe_dump(sample_config(experiment_name="cli", registered_model_name="cli"))
+    )
     result = CliRunner().invoke(app, ["train", "--config", str(config)])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "mlflow.db").exists()  # the default embedded store

@@ -20,7 +20,6 @@ from segml.datasets import load_cdnow
 from segml.scoring import customer_features
 from segml.tracking import cast_to_signature, train
 from segml.transactions import load_transactions
-
 from tests.test_tracking import MODEL_NAME, sample_config
 
 
@@ -39,10 +38,18 @@ def server(tmp_path_factory):
     log_file = open(folder / "server.log", "wb")  # noqa: SIM115 - closed after the server
     process = subprocess.Popen(
         [
-            str(mlflow_cli), "server",
-            "--backend-store-uri", f"sqlite:///{folder}/server.db",
-            "--artifacts-destination", str(folder / "artifacts"),
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+            str(mlflow_cli),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{folder}/server.db",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
         ],
         cwd=folder,
         stdout=log_file,

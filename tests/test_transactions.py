@@ -45,7 +45,11 @@ def test_column_mapping_keeps_extra_columns(tmp_path):
 def test_parquet_and_numeric_ids(tmp_path):
     path = tmp_path / "orders.parquet"
     pd.DataFrame(
-        {"id": [42.0, 7.0, np.nan], "ts": pd.to_datetime(["2024-01-01"] * 3), "amt": [1.0, 2.0, 3.0]}
+        {
+            "id": [42.0, 7.0, np.nan],
+            "ts": pd.to_datetime(["2024-01-01"] * 3),
+            "amt": [1.0, 2.0, 3.0],
+        }
     ).to_parquet(path)
     clean, report = load_transactions(path, customer_id="id", timestamp="ts", amount="amt")
     assert clean["customer_id"].tolist() == ["42", "7"]  # 42.0 read as float is id "42"
@@ -103,20 +107,29 @@ def test_unparseable_timestamps_are_counted_with_examples():
 
 def test_unparseable_timestamps_can_raise():
     raw = _raw(timestamp=["2024-01-01", "yesterday", "2024-13-45"])
-    with pytest.raises(TransactionsError, match=r"'timestamp': 2 value\(s\) are not dates.*timestamp_format"):
+    with pytest.raises(
+        TransactionsError, match=r"'timestamp': 2 value\(s\) are not dates.*timestamp_format"
+    ):
         load_transactions(raw, on_invalid="raise")
 
 
 def test_explicit_timestamp_format_and_integer_dates():
-    clean, _ = load_transactions(_raw(timestamp=["31/01/2024", "01/02/2024", "15/02/2024"]),
-                                 timestamp_format="%d/%m/%Y")
-    assert clean["timestamp"].dt.strftime("%Y-%m-%d").tolist() == ["2024-01-31", "2024-02-01", "2024-02-15"]
+    clean, _ = load_transactions(
+        _raw(timestamp=["31/01/2024", "01/02/2024", "15/02/2024"]), timestamp_format="%d/%m/%Y"
+    )
+    assert clean["timestamp"].dt.strftime("%Y-%m-%d").tolist() == [
+        "2024-01-31",
+        "2024-02-01",
+        "2024-02-15",
+    ]
     clean, _ = load_transactions(_raw(timestamp=[19970101, 19970102, 19970103]))
     assert clean["timestamp"].iloc[0] == pd.Timestamp("1997-01-01")
 
 
 def test_timezone_aware_timestamps_are_converted_to_utc_and_made_naive():
-    raw = _raw(timestamp=["2024-01-01T23:30:00+02:00", "2024-01-02T01:00:00-05:00", "2024-01-03T00:00:00Z"])
+    raw = _raw(
+        timestamp=["2024-01-01T23:30:00+02:00", "2024-01-02T01:00:00-05:00", "2024-01-03T00:00:00Z"]
+    )
     clean, report = load_transactions(raw)
     assert clean["timestamp"].dt.tz is None
     assert clean["timestamp"].tolist() == [
@@ -126,8 +139,11 @@ def test_timezone_aware_timestamps_are_converted_to_utc_and_made_naive():
     ]
     assert any("converted to UTC" in note for note in report.notes)
     aware = pd.DataFrame(
-        {"customer_id": ["a"], "timestamp": pd.to_datetime(["2024-06-01 12:00"]).tz_localize("Asia/Tokyo"),
-         "amount": [1.0]}
+        {
+            "customer_id": ["a"],
+            "timestamp": pd.to_datetime(["2024-06-01 12:00"]).tz_localize("Asia/Tokyo"),
+            "amount": [1.0],
+        }
     )
     clean, _ = load_transactions(aware, timezone="Europe/Paris")
     assert clean["timestamp"].iloc[0] == pd.Timestamp("2024-06-01 05:00")
@@ -167,7 +183,9 @@ def test_zero_amounts_can_be_kept():
 
 
 def test_unparseable_amounts_can_raise():
-    with pytest.raises(TransactionsError, match=r"'amount': 1 value\(s\) are not numbers.*\['abc'\]"):
+    with pytest.raises(
+        TransactionsError, match=r"'amount': 1 value\(s\) are not numbers.*\['abc'\]"
+    ):
         load_transactions(_raw(amount=["12", "abc", "3"]), on_invalid="raise")
 
 
@@ -175,7 +193,14 @@ def test_returns_net_against_the_latest_earlier_purchase():
     raw = pd.DataFrame(
         {
             "customer_id": ["a", "a", "a", "b", "b", "c"],
-            "timestamp": ["2024-01-01", "2024-01-05", "2024-01-06", "2024-01-02", "2024-01-03", "2024-01-01"],
+            "timestamp": [
+                "2024-01-01",
+                "2024-01-05",
+                "2024-01-06",
+                "2024-01-02",
+                "2024-01-03",
+                "2024-01-01",
+            ],
             "amount": [100.0, 50.0, -20.0, 30.0, -30.0, -5.0],
         }
     )
@@ -203,7 +228,9 @@ def test_missing_customer_ids():
 
 
 def test_nothing_left_raises_with_the_report_attached():
-    with pytest.raises(TransactionsError, match=r"No transactions left.*negative_amount: 3") as info:
+    with pytest.raises(
+        TransactionsError, match=r"No transactions left.*negative_amount: 3"
+    ) as info:
         load_transactions(_raw(amount=[-1.0, -2.0, -3.0]))
     assert isinstance(info.value.report, DataQualityReport)
     assert info.value.report.rows_read == 3 and info.value.report.rows_kept == 0
@@ -234,5 +261,8 @@ def test_cdnow_round_trip_through_csv(tmp_path, cdnow_sample):
     cdnow_sample.to_csv(path, index=False)
     clean, report = load_transactions(path)
     assert report.rows_read == 6919
-    assert report.dropped.get("zero_amount", 0) + report.dropped.get("duplicate_row", 0) == report.rows_dropped
+    assert (
+        report.dropped.get("zero_amount", 0) + report.dropped.get("duplicate_row", 0)
+        == report.rows_dropped
+    )
     assert clean["customer_id"].nunique() <= 2357

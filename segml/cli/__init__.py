@@ -96,7 +96,9 @@ def validate(
     customer_id: ColumnOption = "customer_id",
     timestamp: ColumnOption = "timestamp",
     amount: ColumnOption = "amount",
-    timestamp_format: Annotated[str | None, typer.Option(help="strftime format, e.g. %d/%m/%Y.")] = None,
+    timestamp_format: Annotated[
+        str | None, typer.Option(help="strftime format, e.g. %d/%m/%Y.")
+    ] = None,
     returns: Annotated[str, typer.Option(help="Negative amounts: drop or net.")] = "drop",
     as_of: Annotated[str | None, typer.Option(help="Drop transactions after this date.")] = None,
 ) -> None:
@@ -107,8 +109,14 @@ def validate(
     """
     _, report = _read(
         source,
-        dict(customer_id=customer_id, timestamp=timestamp, amount=amount,
-             timestamp_format=timestamp_format, returns=returns, as_of=as_of),
+        dict(
+            customer_id=customer_id,
+            timestamp=timestamp,
+            amount=amount,
+            timestamp_format=timestamp_format,
+            returns=returns,
+            as_of=as_of,
+        ),
     )
     typer.echo(str(report))
 
@@ -211,7 +219,10 @@ def train(
     started = time.perf_counter()
     try:
         result = train_run(
-            config, tracking_uri=_tracking_uri(tracking_uri), export=export, promote=promote,
+            config,
+            tracking_uri=_tracking_uri(tracking_uri),
+            export=export,
+            promote=promote,
             on_step=show,
         )
     except (ConfigError, TrackingError, TransactionsError, ValueError) as exc:
@@ -270,8 +281,9 @@ def runs_diff(
         diff = diff_runs(run_a, run_b, tracking_uri=_tracking_uri(tracking_uri))
     except TrackingError as exc:
         _fail(str(exc))
-    with pd.option_context("display.width", 200, "display.max_columns", 20,
-                           "display.max_rows", 500):
+    with pd.option_context(
+        "display.width", 200, "display.max_columns", 20, "display.max_rows", 500
+    ):
         typer.echo("config changes:")
         typer.echo(diff["params"].to_string() if len(diff["params"]) else "  none")
         typer.echo("\nmetrics:")

@@ -14,9 +14,10 @@ Times are in units of ``time_unit`` divided by ``unit_multiplier``: ``time_unit=
 unit_multiplier=7`` gives continuous weeks (days / 7), the unit of the published
 CDNOW results.
 
-One sort by (customer, period) and segment sums do the work; the arithmetic that defines the columns is done in the
-same order as lifetimes, so ``frequency``, ``recency`` and ``T`` are bitwise equal to
-lifetimes' and ``monetary_value`` agrees to rounding (about 1e-15 relative).
+One sort by (customer, period) and segment sums do the work; the arithmetic that
+defines the columns is done in the same order as lifetimes, so ``frequency``,
+``recency`` and ``T`` are bitwise equal to lifetimes' and ``monetary_value`` agrees
+to rounding (about 1e-15 relative).
 """
 
 from __future__ import annotations

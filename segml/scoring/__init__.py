@@ -8,13 +8,13 @@
   one scoring to the next, with new and lost customers as their own row and column.
 """
 
+from segml.scoring._migration import LOST, NEW, MigrationError, migration_matrix
 from segml.scoring._scorer import (
     OUTPUT_COLUMNS,
     CustomerScorer,
     ScorerError,
     customer_features,
 )
-from segml.scoring._migration import LOST, NEW, MigrationError, migration_matrix
 from segml.scoring._segment_map import (
     DEFAULT_ACTIONS,
     GROUPING_COLUMNS,

@@ -56,9 +56,11 @@ def cast_to_signature(features: pd.DataFrame, columns: list[str]) -> pd.DataFram
     MLflow rejects int64 where the signature says double, so counts are cast here.
     """
     frame = features[list(columns)].astype("float64")
-    ids = features.index.astype(str) if "customer_id" not in features.columns else features[
-        "customer_id"
-    ].astype(str)
+    ids = (
+        features.index.astype(str)
+        if "customer_id" not in features.columns
+        else features["customer_id"].astype(str)
+    )
     frame.insert(0, "customer_id", np.asarray(ids, dtype=object))
     return frame.reset_index(drop=True)
 

@@ -6,7 +6,6 @@ The model's only artifact is a folder written by
 with an explicit trust list).
 """
 
-
 import mlflow
 import pandas as pd
 from mlflow.pyfunc import PythonModel

@@ -24,7 +24,8 @@ def check_tracking_uri(uri: str, *, timeout_seconds: float = 5.0) -> None:
             with urllib.request.urlopen(health, timeout=timeout_seconds) as response:
                 if response.status != 200:
                     raise TrackingError(
-                        f"The MLflow tracking server at {uri} answered {response.status} on /health."
+                        f"The MLflow tracking server at {uri} answered {response.status} "
+                        "on /health."
                     )
         except (urllib.error.URLError, OSError) as exc:
             raise TrackingError(

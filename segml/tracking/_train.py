@@ -60,7 +60,9 @@ def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, str
 
 def _metric_name(text: str) -> str:
     """MLflow metric names allow letters, digits, ``_ - . /`` and spaces."""
-    return "".join(c if c.isalnum() or c in "_-./" else "_" for c in text.replace("1 - ", "1_minus_"))
+    return "".join(
+        c if c.isalnum() or c in "_-./" else "_" for c in text.replace("1 - ", "1_minus_")
+    )
 
 
 def _data_digest(frame: pd.DataFrame) -> str:
@@ -146,9 +148,7 @@ def _figures(scorer: CustomerScorer) -> dict[str, Any]:
         ),
         "clv/p_alive_matrix.png": _clv.plot_p_alive_matrix(scorer.clv_, rfm),
         "clv/period_transactions.png": _clv.plot_period_transactions(scorer.clv_, rfm),
-        "clv/clv_distribution.png": _clv.plot_clv_distribution(
-            scorer.clv_.predict(rfm)
-        ),
+        "clv/clv_distribution.png": _clv.plot_clv_distribution(scorer.clv_.predict(rfm)),
         "segments/tier_counts.png": _segments.plot_tier_counts(
             table["tier"], order=scorer.scorecard_.tier_labels_
         ),
@@ -168,9 +168,7 @@ def _figures(scorer: CustomerScorer) -> dict[str, Any]:
         ),
         "churn/roc.png": _churn.plot_churn_roc(y, churn_scores),
         "churn/precision_recall.png": _churn.plot_churn_precision_recall(y, churn_scores),
-        "churn/calibration.png": _churn.plot_churn_calibration(
-            y, {"model": churn_scores["model"]}
-        ),
+        "churn/calibration.png": _churn.plot_churn_calibration(y, {"model": churn_scores["model"]}),
         "churn/lift.png": _churn.plot_churn_lift(y, churn_scores),
     }
 
@@ -297,8 +295,13 @@ def train(
 
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri)
-    timed("check registered model", _check_signature_compatible, client, model_name,
-          model_signature(scorer))
+    timed(
+        "check registered model",
+        _check_signature_compatible,
+        client,
+        model_name,
+        model_signature(scorer),
+    )
     experiment = _experiment(client, experiment_name, tracking_uri)
     logging_started = time.perf_counter()
     with mlflow.start_run(run_name=f"{config['data'].get('name', source)} as of {as_of}") as run:
