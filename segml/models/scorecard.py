@@ -83,7 +83,8 @@ __all__ = [
 DAYS_PER_MONTH = 30.4375
 
 #: The default config file (the practice grading table).
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "scorecard.yaml"
+# segml/configs links to the repository's configs/ folder, and is packaged with segml.
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "scorecard.yaml"
 
 _CRITERION_FIELDS = ["name", "measure", "bands", "unit", "missing_points", "description"]
 _PARAMS = ["criteria", "tiers", "currency", "group_column", "groups"]
