@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["ConfigError", "RunSettings", "load_config", "section_kwargs"]
+__all__ = ["ConfigError", "RunSettings", "load_config", "read_source", "section_kwargs"]
 
 BUNDLED_SOURCES = ("cdnow", "cdnow-sample")
 
@@ -118,8 +118,10 @@ def _check_value(path: str, section: str, key: str, value: Any, param: inspect.P
     expected = type(default)
     if isinstance(default, bool):
         ok = isinstance(value, bool)
-    elif isinstance(default, int | float):
+    elif isinstance(default, float):
         ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
     elif isinstance(default, str):
         ok = isinstance(value, str | dt.date)
     else:
@@ -213,6 +215,21 @@ def _resolve_paths(config: dict[str, dict[str, Any]], folder: Path) -> None:
     for key in ("scorecard_config", "actions_config"):
         if isinstance(run.get(key), str):
             run[key] = resolve(run[key])
+
+
+def read_source(source: str, mapping: dict[str, Any]):
+    """Load and validate a config's ``data.source``: a file, or a bundled dataset name.
+
+    Returns ``(clean, report)`` as :func:`segml.load_transactions`.
+    """
+    from segml.datasets import load_cdnow
+    from segml.transactions import load_transactions
+
+    if source in BUNDLED_SOURCES:
+        clean, report = load_transactions(load_cdnow(sample=source == "cdnow-sample"), **mapping)
+        report.source = f"{source} (bundled with the lifetimes package)"
+        return clean, report
+    return load_transactions(source, **mapping)
 
 
 def section_kwargs(config: dict[str, dict[str, Any]], section: str) -> dict[str, Any]:

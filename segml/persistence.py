@@ -33,6 +33,7 @@ __all__ = [
     "skops_types",
     "versions",
     "write_json",
+    "write_table",
 ]
 
 
@@ -70,6 +71,26 @@ def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_table(frame, path: str | os.PathLike) -> None:
+    """Write a DataFrame as Parquet or CSV (by extension), atomically.
+
+    The table is serialised in memory first, then written with
+    :func:`atomic_write_bytes`, so a failure leaves any previous file untouched.
+    """
+    import io
+
+    path = Path(path)
+    buffer = io.BytesIO()
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        frame.to_parquet(buffer)
+    elif suffix == ".csv":
+        buffer.write(frame.to_csv().encode("utf-8"))
+    else:
+        raise ValueError(f"Cannot tell the table format of {path.name!r}: use .parquet or .csv.")
+    atomic_write_bytes(buffer.getvalue(), path)
 
 
 def write_json(document: dict[str, Any], path: str | os.PathLike) -> None:

@@ -455,9 +455,10 @@ def _net_returns(
     frame: pd.DataFrame, keep: pd.Series, original: pd.DataFrame, report: DataQualityReport
 ) -> pd.DataFrame:
     """Subtract each return from the customer's latest earlier purchase (updates ``keep``)."""
-    live = frame[keep]
-    order = live.sort_values(["customer_id", "timestamp"], kind="stable").index
-    ordered = live.loc[order]
+    live = frame[keep].assign(_is_return=frame["amount"] < 0)
+    # Purchases before returns at the same moment: a return netted against its purchase.
+    order = live.sort_values(["customer_id", "timestamp", "_is_return"], kind="stable").index
+    ordered = live.loc[order].drop(columns="_is_return")
     is_return = ordered["amount"] < 0
     # The purchase each return belongs to: the last positive row so far, same customer.
     purchase_row = pd.Series(np.where(~is_return, ordered.index, np.nan), index=ordered.index)
@@ -480,5 +481,11 @@ def _net_returns(
         keep[matched.index] = False
         fully = keep & (amounts <= 0) & amounts.index.isin(netted.index)
         report._drop("fully_returned", original[fully])
+        excess = float(-amounts[fully & (amounts < 0)].sum())
+        if excess > 0:
+            report.notes.append(
+                f"returns exceeded their purchases by {excess:,.2f} in total; the excess "
+                "is not carried to earlier purchases"
+            )
         keep[fully] = False
     return frame.assign(amount=amounts)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from segml.cli import app
+from segml.datasets import load_cdnow
 
 runner = CliRunner()
 
@@ -79,11 +82,16 @@ def test_features_csv_output_and_required_as_of(tmp_path):
 
 def test_features_from_the_cdnow_config(tmp_path):
     out = tmp_path / "cdnow.parquet"
-    result = runner.invoke(app, ["features", "--config", "configs/cdnow.yaml", "--out", str(out)])
+    config = Path(__file__).resolve().parent.parent / "configs" / "cdnow.yaml"
+    result = runner.invoke(app, ["features", "--config", str(config), "--out", str(out)])
     assert result.exit_code == 0, result.output
     rfm = pd.read_parquet(out)
-    # The config drops the 80 zero-value rows; 70 customers bought only at zero value.
-    assert len(rfm) == 23570 - 70
+    # The config drops zero-value rows: a customer appears only with a paid purchase by
+    # the config's as_of (1997-09-30).
+    cdnow = load_cdnow()
+    paid = cdnow[(cdnow["amount"] > 0) & (cdnow["timestamp"] <= "1997-09-30")]
+    assert sorted(rfm.index) == sorted(paid["customer_id"].unique())
+    assert len(rfm) < 23570
     assert rfm["T"].max() == pytest.approx(272 / 7)
 
 
@@ -117,3 +125,22 @@ def test_help_for_each_command():
     for command in ("validate", "features"):
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_command_line_options_override_the_config(tmp_path):
+    log = tmp_path / "orders.csv"
+    log.write_text("client,date,value\na,2024-01-01,10\na,2024-01-15,20\n")
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        "data: {source: orders.csv}\n"
+        "transactions: {customer_id: client, timestamp: date, amount: value}\n"
+        "features: {as_of: 2024-01-31, unit_multiplier: 7}\n"
+    )
+    out = tmp_path / "rfm.parquet"
+    result = runner.invoke(
+        app, ["features", "--config", str(config), "--unit-multiplier", "1", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    rfm = pd.read_parquet(out)
+    assert rfm.loc["a", "recency"] == 14.0  # days: the option beat the config's weeks
+    assert rfm.loc["a", "T"] == 30.0

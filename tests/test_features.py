@@ -136,7 +136,7 @@ def test_transactions_after_as_of_and_customers_not_yet_seen_are_ignored():
     [
         ({"time_unit": "M"}, "time_unit must be one of"),
         ({"unit_multiplier": 0}, "unit_multiplier must be a positive number"),
-        ({"as_of": "not a date"}, "Cannot read 'not a date' as a date"),
+        ({"as_of": "not a date"}, "Cannot read as_of='not a date' as a date"),
         ({"as_of": "1990-01-01"}, "No transaction on or before as_of=1990-01-01"),
     ],
 )

@@ -261,8 +261,34 @@ def test_cdnow_round_trip_through_csv(tmp_path, cdnow_sample):
     cdnow_sample.to_csv(path, index=False)
     clean, report = load_transactions(path)
     assert report.rows_read == 6919
-    assert (
-        report.dropped.get("zero_amount", 0) + report.dropped.get("duplicate_row", 0)
-        == report.rows_dropped
+    zero = int((cdnow_sample["amount"] == 0).sum())
+    duplicated = int(cdnow_sample[cdnow_sample["amount"] != 0].duplicated().sum())
+    assert report.dropped == {"zero_amount": zero, "duplicate_row": duplicated}
+    assert len(clean) == 6919 - zero - duplicated
+
+
+def test_a_return_at_the_same_moment_as_its_purchase_is_netted_whatever_the_row_order():
+    raw = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "a"],
+            "timestamp": ["2024-01-01 10:00", "2024-01-01 10:00", "2024-01-02 09:00"],
+            "amount": [-40.0, 100.0, 5.0],  # the return comes first in the file
+        }
     )
-    assert clean["customer_id"].nunique() <= 2357
+    clean, report = load_transactions(raw, returns="net")
+    assert clean["amount"].tolist() == [60.0, 5.0]
+    assert report.dropped == {"return_netted": 1}
+
+
+def test_returns_larger_than_their_purchase_are_reported():
+    raw = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "a"],
+            "timestamp": ["2024-01-01", "2024-01-03", "2024-01-04"],
+            "amount": [50.0, 30.0, -45.0],
+        }
+    )
+    clean, report = load_transactions(raw, returns="net")
+    assert clean["amount"].tolist() == [50.0]
+    assert report.dropped == {"return_netted": 1, "fully_returned": 1}
+    assert any("exceeded their purchases by 15.00" in note for note in report.notes)

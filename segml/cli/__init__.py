@@ -8,7 +8,6 @@ plain segml API. Exit codes: 0 success, 1 a problem with the input data or confi
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from segml._config import BUNDLED_SOURCES, ConfigError, load_config, section_kwargs
+from segml._config import ConfigError, load_config, read_source, section_kwargs
 
 __all__ = ["app"]
 
@@ -49,17 +48,10 @@ def _fail(message: str) -> None:
 
 def _read(source: str, mapping: dict):
     """Load and validate a source: a path, or a bundled dataset name."""
-    from segml.datasets import load_cdnow
-    from segml.transactions import TransactionsError, load_transactions
+    from segml.transactions import TransactionsError
 
     try:
-        if source in BUNDLED_SOURCES:
-            clean, report = load_transactions(
-                load_cdnow(sample=source == "cdnow-sample"), **mapping
-            )
-            report.source = f"{source} (bundled with the lifetimes package)"
-            return clean, report
-        return load_transactions(source, **mapping)
+        return read_source(source, mapping)
     except TransactionsError as exc:
         if exc.report is not None and exc.report.rows_read:
             console.print(str(exc.report), highlight=False)
@@ -67,24 +59,12 @@ def _read(source: str, mapping: dict):
 
 
 def _write_table(frame, out: Path) -> None:
-    """Write a table to CSV or Parquet by extension, atomically (temp file + rename)."""
-    import os
+    """Write a table by extension, atomically; a bad extension is a clear error."""
+    from segml.persistence import write_table
 
-    suffix = out.suffix.lower()
-    if suffix not in (".parquet", ".csv"):
+    if out.suffix.lower() not in (".parquet", ".csv"):
         _fail(f"--out must end in .parquet or .csv, got {out.name!r}.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        if suffix == ".parquet":
-            frame.to_parquet(tmp)
-        else:
-            frame.to_csv(tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_table(frame, out)
 
 
 ColumnOption = Annotated[str, typer.Option(help="Name of this column in the input.")]
@@ -131,30 +111,37 @@ def features(
     ),
     as_of: Annotated[str | None, typer.Option(help="Features as of this date (required).")] = None,
     config: Annotated[Path | None, typer.Option(help="Run config (configs/*.yaml).")] = None,
-    customer_id: ColumnOption = "customer_id",
-    timestamp: ColumnOption = "timestamp",
-    amount: ColumnOption = "amount",
-    time_unit: Annotated[str, typer.Option(help="D (days) or W (calendar weeks).")] = "D",
-    unit_multiplier: Annotated[float, typer.Option(help="Divide times by this (7: days/7).")] = 1,
+    customer_id: Annotated[str | None, typer.Option(help="Customer id column.")] = None,
+    timestamp: Annotated[str | None, typer.Option(help="Purchase time column.")] = None,
+    amount: Annotated[str | None, typer.Option(help="Purchase value column.")] = None,
+    time_unit: Annotated[str | None, typer.Option(help="D (days) or W (weeks).")] = None,
+    unit_multiplier: Annotated[
+        float | None, typer.Option(help="Divide times by this (7: days/7).")
+    ] = None,
 ) -> None:
     """Build the RFM table (one row per customer) as of a date and write it.
 
-    The output is written to a temporary file and renamed, so a failure never leaves
-    a half-written file or overwrites a previous output.
+    Options given on the command line override the config's values. The output is
+    written to a temporary file and renamed, so a failure never leaves a half-written
+    file or overwrites a previous output.
     """
     from segml.features import rfm_summary
     from segml.features._rfm import FeatureError
 
-    mapping = dict(customer_id=customer_id, timestamp=timestamp, amount=amount)
-    feature_args = dict(as_of=as_of, time_unit=time_unit, unit_multiplier=unit_multiplier)
+    mapping: dict = {}
+    feature_args: dict = {}
     if config is not None:
         try:
             cfg = load_config(config)
         except ConfigError as exc:
             _fail(str(exc))
         source = source or cfg["data"]["source"]
-        mapping = section_kwargs(cfg, "transactions") or mapping
-        feature_args = {**section_kwargs(cfg, "features"), **({"as_of": as_of} if as_of else {})}
+        mapping = section_kwargs(cfg, "transactions")
+        feature_args = section_kwargs(cfg, "features")
+    given = dict(customer_id=customer_id, timestamp=timestamp, amount=amount)
+    mapping.update({k: v for k, v in given.items() if v is not None})
+    given = dict(as_of=as_of, time_unit=time_unit, unit_multiplier=unit_multiplier)
+    feature_args.update({k: v for k, v in given.items() if v is not None})
     if source is None:
         _fail("Give a SOURCE (a file, or 'cdnow') or --config.")
     if feature_args.get("as_of") is None:

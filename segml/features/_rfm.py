@@ -85,14 +85,14 @@ def _check_transactions(transactions: pd.DataFrame) -> None:
         )
 
 
-def _day(value) -> np.datetime64:
+def _day(value, name: str = "as_of") -> np.datetime64:
     """A date-like as a day (time of day dropped), as lifetimes' ``to_period('D')``."""
     try:
         stamp = pd.Timestamp(value)
     except (TypeError, ValueError) as exc:
-        raise FeatureError(f"Cannot read {value!r} as a date: {exc}") from None
+        raise FeatureError(f"Cannot read {name}={value!r} as a date: {exc}") from None
     if stamp is pd.NaT:
-        raise FeatureError("The date must not be missing (NaT).")
+        raise FeatureError(f"{name} must be a date, got a missing value (NaT).")
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
     return np.datetime64(stamp.date(), "D")
@@ -325,8 +325,8 @@ def calibration_holdout(
     """
     _check_transactions(transactions)
     _check_time_unit(time_unit, unit_multiplier)
-    cal_day = _day(calibration_end)
-    obs_day = _day(observation_end)
+    cal_day = _day(calibration_end, "calibration_end")
+    obs_day = _day(observation_end, "observation_end")
     if obs_day <= cal_day:
         raise FeatureError(
             f"observation_end ({obs_day}) must be after calibration_end ({cal_day})."

@@ -10,9 +10,21 @@ Two steps make the probabilities usable as probabilities, not just as a ranking:
 
 1. scikit-learn's ``HistGradientBoostingClassifier`` ranks customers using the
    interactions RFM alone misses (an overdue regular is not an occasional buyer);
-2. ``CalibratedClassifierCV`` maps its scores onto observed churn rates with
-   cross-fitting (each fold's calibrator is fitted on customers its booster did not
-   see), so "0.8" means "8 in 10 such customers did not come back".
+2. ``CalibratedClassifierCV`` maps its scores onto observed churn rates, so "0.8"
+   means "8 in 10 such customers did not come back". The calibrator is fitted on
+   cross-validated scores (each customer scored by a booster fitted on the other
+   folds), and one booster refitted on every customer makes the scores it
+   calibrates (scikit-learn's ``ensemble=False``): scoring runs one booster, not one
+   per fold, which is 5x less work where scoring time goes (1M customers: 12.3 s of
+   CPU for five boosters, 2.5 s for one). On CDNOW's time split the ranking and the
+   calibration are unchanged to the third decimal (ROC AUC 0.804 vs 0.805, PR AUC
+   0.939 vs 0.940, Brier 0.106 both).
+
+The booster runs on one OpenMP thread (a local ``threadpoolctl`` limit; nothing
+global is set). On a 2-core machine shared with other work, its per-node parallel
+sections made fitting 20k customers 80x slower with two threads (26.8 s vs 0.33 s)
+and 1M customers 2.3x slower (18 s vs 7.7 s); scoring 1M customers was no faster
+with two. Results do not depend on the number of threads.
 
 The probabilities are then cut into risk bands (``high`` / ``medium`` / ``low``) by
 two thresholds from the config, and :func:`early_warning` ranks customers by the
@@ -45,6 +57,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from segml.features._churn import ChurnInputError
 from segml.persistence import (
@@ -78,9 +91,12 @@ _FORMAT = "segml.churn_model"
 _FORMAT_VERSION = 1
 _JSON_NAME = "churn_model.json"
 _SKOPS_NAME = "churn_classifier.skops"
+# OpenMP threads of the booster in fit and predict (see the module docstring).
+_OPENMP_THREADS = 1
 # Every type a saved ChurnModel holds beyond plain containers and numpy values (the
-# calibrated wrapper, the booster and its parts, each calibrator, the folds); anything
-# else in the file is refused before it is built.
+# calibrated wrapper, the booster and its parts, the calibrator, the folds); anything
+# else in the file is refused before it is built. Models saved before ensemble=False
+# (one booster and calibrator per fold) hold the same types and still load.
 TRUSTED_TYPES = (
     "numpy.random._generator.Generator",  # HistGradientBoosting's feature-subsample rng
     "numpy.uint64",
@@ -116,8 +132,9 @@ class ChurnModel(BaseEstimator):
         How scores become probabilities. Isotonic needs a few thousand customers;
         below that, prefer ``"sigmoid"``.
     calibration_folds : int, default 5
-        Cross-fitting folds of the calibration; every class needs at least this many
-        customers.
+        Cross-validation folds whose out-of-fold scores the calibrator is fitted on
+        (the deployed booster is then refitted on every customer); every class needs
+        at least this many customers.
     high_risk_threshold, medium_risk_threshold : float, default 0.8, 0.5
         P(churn) at or above which a customer is in the ``high`` (resp. ``medium``)
         risk band. Set them from the churn base rate of your business: with a
@@ -131,7 +148,7 @@ class ChurnModel(BaseEstimator):
     Attributes
     ----------
     calibrated_ : sklearn.calibration.CalibratedClassifierCV
-        The fitted classifier.
+        The fitted classifier (``ensemble=False``: one booster, one calibrator).
     feature_names_in_ : numpy.ndarray of str
         Feature columns seen in ``fit``; later tables are aligned to them by name.
     n_features_in_ : int
@@ -214,7 +231,7 @@ class ChurnModel(BaseEstimator):
             or features that are non-numeric, NaN or infinite.
         """
         self._check_params()
-        X = _check_features(X)
+        values = _checked_values(X)
         y = _check_labels(y, X)
         n_customers = len(X)
         if n_customers < self.min_customers:
@@ -251,9 +268,14 @@ class ChurnModel(BaseEstimator):
         folds = StratifiedKFold(
             n_splits=self.calibration_folds, shuffle=True, random_state=folds_seed
         )
-        self.calibrated_ = CalibratedClassifierCV(
-            booster, method=self.calibration_method, cv=folds
-        ).fit(X.to_numpy(dtype="float64"), y)
+        # ensemble=False: the calibrator learns from out-of-fold scores and one booster
+        # refitted on all customers scores, so predicting runs one booster, not one
+        # per fold.
+        calibrated = CalibratedClassifierCV(
+            booster, method=self.calibration_method, cv=folds, ensemble=False
+        )
+        with threadpool_limits(limits=_OPENMP_THREADS, user_api="openmp"):
+            self.calibrated_ = calibrated.fit(values, y)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
         self.classes_ = np.array([0, 1])
@@ -277,7 +299,7 @@ class ChurnModel(BaseEstimator):
     # --------------------------------------------------------------- predicting
     def _aligned(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "calibrated_")
-        X = _check_features(X)
+        values = _checked_values(X)
         expected = list(self.feature_names_in_)
         missing = [c for c in expected if c not in X.columns]
         if missing:
@@ -286,15 +308,23 @@ class ChurnModel(BaseEstimator):
                 f"{missing}. Build X with the same churn_features arguments as in training."
             )
         # Extra columns are dropped and the rest reordered by name: a table built with
-        # a different column order scores the same.
-        return X.loc[:, expected].to_numpy(dtype="float64")
+        # a different column order scores the same. The values checked above are
+        # reused (converting 1M customers twice cost 0.2 s of a 2.5 s predict).
+        if not X.columns.is_unique:
+            return X.loc[:, expected].to_numpy(dtype="float64")
+        positions = X.columns.get_indexer(expected)
+        if np.array_equal(positions, np.arange(X.shape[1])):
+            return values
+        return values[:, positions]
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated probabilities, shape ``(n_customers, 2)``: [P(stay), P(churn)].
 
         Columns of ``X`` are matched to the training features by name.
         """
-        return self.calibrated_.predict_proba(self._aligned(X))
+        X = self._aligned(X)
+        with threadpool_limits(limits=_OPENMP_THREADS, user_api="openmp"):
+            return self.calibrated_.predict_proba(X)
 
     def churn_probability(self, X: pd.DataFrame) -> pd.Series:
         """P(churn) per customer, a Series named ``churn_probability`` indexed like ``X``.
@@ -426,7 +456,8 @@ def _json_params(params: dict) -> dict:
     return params
 
 
-def _check_features(X) -> pd.DataFrame:
+def _checked_values(X) -> np.ndarray:
+    """``X`` as a float64 array, after checking it is a numeric, finite DataFrame."""
     if not isinstance(X, pd.DataFrame):
         raise ChurnInputError(
             f"X must be a pandas DataFrame of features (from segml.features.churn_features), "
@@ -447,7 +478,7 @@ def _check_features(X) -> pd.DataFrame:
             f"Features have NaN or infinite values: {counts} (column: count). Fill them "
             "(churn_features never makes NaN; check columns added later) or drop those rows."
         )
-    return X
+    return values
 
 
 def _check_labels(y, X: pd.DataFrame) -> np.ndarray:

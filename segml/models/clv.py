@@ -552,8 +552,11 @@ class CLVModel(BaseEstimator):
         if not 0 < level < 1:
             raise CLVInputError(f"level must be in (0, 1), got {level!r}.")
         frequency, recency, T, monetary = _rfm_arrays(rfm, need_monetary=True)
-        bg_draws = _draw(self._bg(), self.bgnbd_log_covariance_, "BG/NBD", self)
-        gg_draws = _draw(self._gg(), self.gamma_gamma_log_covariance_, "Gamma-Gamma", self)
+        # One generator for both draws, so the BG/NBD and Gamma-Gamma draws are
+        # independent of each other and the whole interval is seeded by random_state.
+        rng = check_random_state(self.random_state)
+        bg_draws = _draw(self._bg(), self.bgnbd_log_covariance_, "BG/NBD", self, rng)
+        gg_draws = _draw(self._gg(), self.gamma_gamma_log_covariance_, "Gamma-Gamma", self, rng)
         # The hypergeometric part depends on (frequency, T) only: once per draw and
         # distinct pair. Then customers go in blocks so that draws x block stays small.
         (x_u, T_u), pair, _ = distinct_rows(frequency, T)
@@ -901,13 +904,12 @@ def _standard_errors(params: dict[str, float], log_covariance: np.ndarray) -> di
     }
 
 
-def _draw(params, log_covariance, name, model) -> np.ndarray:
+def _draw(params, log_covariance, name, model, rng) -> np.ndarray:
     if not np.all(np.isfinite(log_covariance)):
         raise CLVInputError(
             f"The {name} fit has no finite covariance (its Hessian is not positive definite), "
             "so there is no normal approximation to draw CLV intervals from."
         )
-    rng = check_random_state(model.random_state)
     draws = rng.multivariate_normal(np.log(params), log_covariance, size=model.n_draws)
     return np.exp(draws)
 

@@ -68,10 +68,10 @@ def runs_table(*, tracking_uri: str, experiment_name: str = "segml") -> pd.DataF
 
 def _segment_map(client, run_id: str) -> SegmentMap | None:
     with tempfile.TemporaryDirectory() as folder:
-        try:
-            path = client.download_artifacts(run_id, "segment_map.json", folder)
-        except Exception:  # noqa: BLE001 - an older or failed run without a map
+        names = {artifact.path for artifact in client.list_artifacts(run_id)}
+        if "segment_map.json" not in names:  # a failed run, or one from another tool
             return None
+        path = client.download_artifacts(run_id, "segment_map.json", folder)
         return SegmentMap.from_dict(json.loads(Path(path).read_text()))
 
 

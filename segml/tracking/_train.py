@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from segml._config import BUNDLED_SOURCES, load_config, section_kwargs
+from segml._config import load_config, read_source, section_kwargs
 from segml.scoring import CustomerScorer
 from segml.tracking._model import cast_to_signature, export_model, log_model, model_signature
 from segml.tracking._store import TrackingError, check_tracking_uri
@@ -84,16 +84,8 @@ def _git_commit() -> str | None:
 
 
 def _load_data(config: dict) -> tuple[pd.DataFrame, Any, str]:
-    from segml.datasets import load_cdnow
-    from segml.transactions import load_transactions
-
     source = config["data"]["source"]
-    mapping = section_kwargs(config, "transactions")
-    if source in BUNDLED_SOURCES:
-        clean, report = load_transactions(load_cdnow(sample=source == "cdnow-sample"), **mapping)
-        report.source = f"{source} (bundled with the lifetimes package)"
-    else:
-        clean, report = load_transactions(source, **mapping)
+    clean, report = read_source(source, section_kwargs(config, "transactions"))
     return clean, report, str(source)
 
 
@@ -210,17 +202,17 @@ def _check_signature_compatible(client, name: str, signature) -> None:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    try:
-        versions = client.search_model_versions(f"name='{name}'")
-    except MlflowException:
-        return
+    versions = client.search_model_versions(f"name='{name}'")
     if not versions:
         return
     latest = max(versions, key=lambda v: int(v.version))
     try:
         existing = mlflow.models.get_model_info(f"models:/{name}/{latest.version}").signature
-    except (MlflowException, OSError):
-        return
+    except MlflowException as exc:
+        raise TrackingError(
+            f"Cannot read version {latest.version} of the registered model {name!r} to "
+            f"compare its signature: {exc.message}"
+        ) from None
     if existing is not None and existing.inputs.to_dict() != signature.inputs.to_dict():
         old = {c["name"] for c in existing.inputs.to_dict()}
         new = {c["name"] for c in signature.inputs.to_dict()}

@@ -1,0 +1,49 @@
+"""Features and batch scoring on Spark, for transaction logs beyond one machine.
+
+The Spark path computes the same features as the pandas path (same names, order,
+definitions and numbers, see :mod:`segml.spark._features`) and scores them with the
+same MLflow pyfunc model through ``mlflow.pyfunc.spark_udf``, so a customer gets the
+same clv, segment, tier and churn risk on either engine.
+
+- :func:`customer_features`: the scorer's input features, per customer, as a Spark
+  DataFrame (twin of :func:`segml.scoring.customer_features`).
+- :func:`predict`: a Spark DataFrame of features to scores, through
+  ``mlflow.pyfunc.spark_udf`` (columns matched by name, in any order).
+- :func:`score`: transactions (Spark DataFrame) and a model URI to one row of scores
+  per customer (twin of :meth:`segml.CustomerScorer.score`).
+- :func:`score_file`: a CSV/Parquet file to a CSV/Parquet file, written atomically;
+  the engine of ``segml score --engine spark``.
+
+PySpark is an optional extra: ``pip install -e ".[spark]"`` (Java 17 or newer is
+needed to run Spark). Importing this module without it raises ImportError.
+"""
+
+try:
+    import pyspark  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        'segml.spark needs PySpark, an optional extra: pip install -e ".[spark]" '
+        "(or pip install 'segml[spark]'); Spark itself also needs Java 17 or newer."
+    ) from exc
+
+from segml.spark._features import SparkInputError, customer_features, feature_columns
+from segml.spark._score import (
+    OUTPUT_SCHEMA,
+    model_feature_columns,
+    predict,
+    read_transactions,
+    score,
+    score_file,
+)
+
+__all__ = [
+    "OUTPUT_SCHEMA",
+    "SparkInputError",
+    "customer_features",
+    "feature_columns",
+    "model_feature_columns",
+    "predict",
+    "read_transactions",
+    "score",
+    "score_file",
+]
