@@ -20,8 +20,10 @@ def test_cdnow_master_and_sample_sizes(cdnow, cdnow_sample):
     assert cdnow.groupby("customer_id")["timestamp"].min().max() < pd.Timestamp("1997-04-01")
     # The sample is a subset of the master log: its master ids and rows are all there.
     raw = pd.read_csv(cdnow_path(sample=True), sep=r"\s+", header=None, dtype=str)
-    master_rows = set(zip(cdnow["customer_id"], cdnow["timestamp"].dt.strftime("%Y%m%d")))
-    assert set(zip(raw[0], raw[2])) <= master_rows
+    master_rows = set(
+        zip(cdnow["customer_id"], cdnow["timestamp"].dt.strftime("%Y%m%d"), strict=True)
+    )
+    assert set(zip(raw[0], raw[2], strict=True)) <= master_rows
 
 
 def test_simulation_is_reproducible_and_seeded():

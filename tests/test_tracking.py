@@ -11,13 +11,13 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
-import segml
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from typer.testing import CliRunner
 
+import segml
 from segml._config import ConfigError
 from segml.cli import app
 from segml.datasets import load_cdnow
