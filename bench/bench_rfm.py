@@ -74,6 +74,8 @@ def main() -> None:
         path = str(Path(folder) / "log.parquet")
         started = time.perf_counter()
         log = simulate_transactions(args.n_customers, seed=args.seed)
+        # Logs arrive in time order, not grouped by customer.
+        log = log.sort_values("timestamp", kind="stable").reset_index(drop=True)
         log.to_parquet(path)
         print(
             f"simulated {args.n_customers:,} customers, {len(log):,} transactions "

@@ -275,7 +275,7 @@ def test_early_warning_ranks_by_value_at_risk_and_suggests_actions():
         {
             "clv": [1000.0, 50.0, 400.0, 400.0, 0.0],
             "churn_probability": [0.2, 0.99, 0.5, 0.5, 0.9],
-            "churn_risk": ["low", "high", "medium", "medium", "high"],
+            "risk_band": ["low", "high", "medium", "medium", "high"],
             "segment": [0, 3, 1, 1, 4],
             "segment_name": ["best", "lapsed", "good", "good", "gone"],
         },
@@ -288,7 +288,7 @@ def test_early_warning_ranks_by_value_at_risk_and_suggests_actions():
         "value_at_risk",
         "clv",
         "churn_probability",
-        "churn_risk",
+        "risk_band",
         "segment",
         "segment_name",
         "action",
@@ -300,7 +300,7 @@ def test_early_warning_ranks_by_value_at_risk_and_suggests_actions():
 
 
 def test_early_warning_refuses_a_band_without_an_action_and_missing_columns():
-    scores = pd.DataFrame({"clv": [1.0], "churn_probability": [0.5], "churn_risk": ["severe"]})
+    scores = pd.DataFrame({"clv": [1.0], "churn_probability": [0.5], "risk_band": ["severe"]})
     with pytest.raises(
         ChurnInputError, match=r"No action configured for risk band\(s\) \['severe'\]"
     ):

@@ -51,8 +51,9 @@ def test_every_figure_is_a_figure_outside_pyplot(cdnow, tmp_path):
     ]
     assert all(isinstance(fig, Figure) for fig in figures)
     # Object API only: nothing registered with pyplot, nothing shown or written.
-    if "matplotlib.pyplot" in matplotlib.sys.modules:
-        assert matplotlib.pyplot.get_fignums() == []
+    import matplotlib.pyplot as plt
+
+    assert plt.get_fignums() == []
     assert list(tmp_path.iterdir()) == []
     for fig in figures:
         fig.savefig(tmp_path / "check.png")  # renders without error

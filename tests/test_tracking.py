@@ -121,6 +121,7 @@ def test_a_run_logs_the_segment_map_report_and_every_figure(store, first_run):
         "segment_map.csv",
         "data_quality.json",
         "churn_evaluation.csv",
+        "early_warning.csv",
         "cutoffs.json",
         "figures",
     } <= top
@@ -143,6 +144,14 @@ def test_a_run_logs_the_segment_map_report_and_every_figure(store, first_run):
     } <= figures
     local = client.download_artifacts(first_run.run_id, "data_quality.json", str(store[0]))
     assert '"rows_read": 6919' in Path(local).read_text()
+    local = client.download_artifacts(first_run.run_id, "early_warning.csv", str(store[0]))
+    warning = pd.read_csv(local, dtype={"customer_id": str}).set_index("customer_id")
+    assert len(warning) == 100
+    assert warning["value_at_risk"].is_monotonic_decreasing
+    assert set(warning["risk_band"]) <= {"high", "medium"}
+    np.testing.assert_allclose(
+        warning["value_at_risk"], warning["clv"] * warning["churn_probability"], rtol=1e-12
+    )
 
 
 def test_one_model_is_registered_with_the_candidate_alias(store, first_run, second_run):

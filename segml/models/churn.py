@@ -522,7 +522,7 @@ def early_warning(
     ----------
     scores : pandas.DataFrame
         Indexed by ``customer_id``, with ``clv``, ``churn_probability`` and
-        ``churn_risk`` (the band, e.g. from :meth:`ChurnModel.predict`); ``segment``,
+        ``risk_band`` (the band, e.g. from :meth:`ChurnModel.predict`); ``segment``,
         ``segment_name`` and ``tier`` are carried along when present.
     top_n : int, default 50
         Length of the list.
@@ -537,7 +537,7 @@ def early_warning(
     -------
     pandas.DataFrame
         ``top_n`` rows (fewer if fewer customers in ``include_risk``): ``value_at_risk``, ``clv``,
-        ``churn_probability``, ``churn_risk``, the carried columns and ``action``.
+        ``churn_probability``, ``risk_band``, the carried columns and ``action``.
         Ties in value at risk are ordered by ``customer_id``.
 
     Raises
@@ -551,10 +551,10 @@ def early_warning(
     >>> from segml.models.churn import early_warning
     >>> scores = pd.DataFrame(
     ...     {"clv": [500.0, 40.0, 300.0], "churn_probability": [0.3, 0.95, 0.6],
-    ...      "churn_risk": ["low", "high", "medium"], "segment": [0, 2, 1]},
+    ...      "risk_band": ["low", "high", "medium"], "segment": [0, 2, 1]},
     ...     index=pd.Index(["a", "b", "c"], name="customer_id"))
-    >>> early_warning(scores, top_n=2)[["value_at_risk", "segment", "churn_risk"]]
-                 value_at_risk  segment churn_risk
+    >>> early_warning(scores, top_n=2)[["value_at_risk", "segment", "risk_band"]]
+                 value_at_risk  segment risk_band
     customer_id
     c                    180.0        1     medium
     b                     38.0        2       high
@@ -562,12 +562,12 @@ def early_warning(
     ['c', 'a']
     """
     actions = dict(DEFAULT_ACTIONS if actions is None else actions)
-    required = ("clv", "churn_probability", "churn_risk")
+    required = ("clv", "churn_probability", "risk_band")
     missing = [c for c in required if c not in scores.columns]
     if missing:
         raise ChurnInputError(
             f"scores lack the column(s) {missing}; add clv from CLVModel.predict, "
-            "churn_probability from ChurnModel.churn_probability and churn_risk from "
+            "churn_probability from ChurnModel.churn_probability and risk_band from "
             "ChurnModel.predict."
         )
     if isinstance(top_n, bool) or not isinstance(top_n, int | np.integer) or top_n < 1:
@@ -582,17 +582,17 @@ def early_warning(
     if include_risk is not None:
         if isinstance(include_risk, str):
             include_risk = [include_risk]
-        scores = scores.loc[scores["churn_risk"].astype(str).isin(list(include_risk))]
-    no_action = sorted(set(scores["churn_risk"].astype(str)) - set(actions))
+        scores = scores.loc[scores["risk_band"].astype(str).isin(list(include_risk))]
+    no_action = sorted(set(scores["risk_band"].astype(str)) - set(actions))
     if no_action:
         raise ChurnInputError(
             f"No action configured for risk band(s) {no_action}; add them to actions "
             f"(configured: {sorted(actions)})."
         )
     carried = [c for c in ("segment", "segment_name", "tier") if c in scores.columns]
-    table = scores.loc[:, ["clv", "churn_probability", "churn_risk", *carried]].copy()
+    table = scores.loc[:, ["clv", "churn_probability", "risk_band", *carried]].copy()
     table.insert(0, "value_at_risk", table["clv"] * table["churn_probability"])
-    table["action"] = table["churn_risk"].astype(str).map(actions)
+    table["action"] = table["risk_band"].astype(str).map(actions)
     index_name = table.index.name or "customer_id"
     table = (
         table.rename_axis(index_name)

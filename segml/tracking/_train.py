@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from segml._config import load_config, read_source, section_kwargs
+from segml.models import early_warning
 from segml.scoring import CustomerScorer
 from segml.tracking._model import cast_to_signature, export_model, log_model, model_signature
 from segml.tracking._store import TrackingError, check_tracking_uri
@@ -328,6 +329,13 @@ def train(
 
                 write_json(report.to_dict(), folder / "data_quality.json")
                 scorer.evaluation_["churn"].to_csv(folder / "churn_evaluation.csv")
+                # The customers with the most value at risk (clv x churn probability).
+                scores = scorer.predict(scorer.diagnostics_["features"])
+                early_warning(scores, top_n=100).to_csv(folder / "early_warning.csv")
+                mlflow.log_metric(
+                    "value_at_risk.total",
+                    float((scores["clv"] * scores["churn_probability"]).sum()),
+                )
                 write_json(scorer.evaluation_["cutoffs"], folder / "cutoffs.json")
                 mlflow.log_artifacts(str(folder))
             for name, figure in _figures(scorer).items():

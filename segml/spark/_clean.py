@@ -1,0 +1,465 @@
+"""Clean a transaction log on Spark by the rules of :func:`segml.load_transactions`.
+
+:func:`clean_transactions` is the Spark twin of the loader: same parameters, same
+defaults, same rules in the same order, same reasons, and a
+:class:`segml.transactions.DataQualityReport` of what was dropped, so the Spark
+and pandas paths score the same customers with the same transactions.
+
+How it is computed:
+
+1. Each row's values are parsed by the loader's own functions (customer ids as
+   text, timestamps, amounts), in a pandas UDF over Arrow batches, and the row gets
+   the first reason of the loader's table that applies to it, or none. Parsing is
+   value by value, so it gives what the loader gives for each value (see Notes
+   for the one exception).
+2. ``returns="net"``: two window functions over each customer's rows in time
+   order (one shuffle by customer): the number of purchases so far ties each
+   return to the customer's latest purchase at or before it (purchases before
+   returns at equal times, then input order), and the returns tied to a purchase
+   are summed onto it.
+3. ``drop_duplicates``: a window over every column numbers equal rows in input
+   order; every row after the first is a ``duplicate_row``, as
+   ``DataFrame.duplicated(keep="first")``.
+4. The labelled rows are cached, counted per reason (with up to three examples)
+   in one pass, and the kept rows are returned.
+
+Input order is the order Spark reads the rows in (``monotonically_increasing_id``):
+for one CSV or Parquet file, the file's order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+import pandas as pd
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from segml.transactions import _N_EXAMPLES, DataQualityReport, TransactionsError
+
+__all__ = ["REASONS", "clean_transactions"]
+
+#: Every reason a row can be dropped for, in the order the rules apply.
+REASONS = (
+    "missing_customer_id",
+    "missing_timestamp",
+    "unparseable_timestamp",
+    "after_as_of",
+    "missing_amount",
+    "unparseable_amount",
+    "infinite_amount",
+    "zero_amount",
+    "negative_amount",
+    "return_without_purchase",
+    "return_netted",
+    "fully_returned",
+    "duplicate_row",
+)
+
+_PARSED = T.StructType(
+    [
+        T.StructField("customer_id", T.StringType()),
+        T.StructField("timestamp", T.TimestampNTZType()),
+        T.StructField("amount", T.DoubleType()),
+        T.StructField("reason", T.StringType()),
+        T.StructField("zoned", T.BooleanType()),
+    ]
+)
+
+
+def _parser(
+    timestamp_format: str | None,
+    timezone: str,
+    limit: pd.Timestamp | None,
+    zero_amounts: str,
+    returns: str,
+):
+    """The pandas UDF body: raw id, timestamp and amount to parsed values and a reason."""
+
+    def parse(ids: pd.Series, stamps: pd.Series, amounts: pd.Series) -> pd.DataFrame:
+        import numpy as np
+
+        from segml.transactions import _ids_as_text, _parse_amounts, _parse_timestamps
+
+        text_ids = _ids_as_text(ids)
+        parsed, note = _parse_timestamps(stamps, timestamp_format, timezone)
+        values = _parse_amounts(amounts)
+        reason = pd.Series(None, index=ids.index, dtype=object)
+
+        def mark(name: str, mask) -> None:
+            reason[np.asarray(mask, dtype=bool) & reason.isna().to_numpy()] = name
+
+        stamp_missing = stamps.isna() | (stamps.astype(str).str.strip() == "")
+        amount_missing = amounts.isna() | (amounts.astype(str).str.strip() == "")
+        mark("missing_customer_id", text_ids.isna())
+        mark("missing_timestamp", stamp_missing)
+        mark("unparseable_timestamp", parsed.isna())
+        if limit is not None:
+            mark("after_as_of", parsed >= limit)
+        mark("missing_amount", amount_missing)
+        mark("unparseable_amount", values.isna())
+        mark("infinite_amount", np.isinf(values.fillna(0.0)))
+        if zero_amounts == "drop":
+            mark("zero_amount", values == 0)
+        if returns == "drop":
+            mark("negative_amount", values < 0)
+        return pd.DataFrame(
+            {
+                "customer_id": text_ids.astype(object).where(text_ids.notna(), None),
+                "timestamp": parsed,
+                "amount": values.astype("float64"),
+                "reason": reason,
+                "zoned": note is not None,
+            }
+        )
+
+    return parse
+
+
+def _check_options(returns, zero_amounts, on_invalid) -> None:
+    if returns not in ("drop", "net"):
+        raise TransactionsError(f"returns must be 'drop' or 'net', got {returns!r}.")
+    if zero_amounts not in ("drop", "keep"):
+        raise TransactionsError(f"zero_amounts must be 'drop' or 'keep', got {zero_amounts!r}.")
+    if on_invalid not in ("drop", "raise"):
+        raise TransactionsError(f"on_invalid must be 'drop' or 'raise', got {on_invalid!r}.")
+
+
+def _limit(as_of, timezone: str, report: DataQualityReport) -> pd.Timestamp | None:
+    """The first moment after the day ``as_of``, as the loader computes it."""
+    if as_of is None:
+        return None
+    try:
+        limit = pd.Timestamp(as_of)
+    except (TypeError, ValueError):
+        raise TransactionsError(f"as_of={as_of!r} is not a date.", report) from None
+    if limit.tzinfo is not None:
+        limit = limit.tz_convert(timezone).tz_localize(None)
+    return limit.normalize() + pd.Timedelta(days=1)
+
+
+def _stamp_input(frame: DataFrame, name: str, timezone: str):
+    """The timestamp column as the parser reads it, and whether it was zone-aware.
+
+    Spark ``TIMESTAMP`` values are instants (pandas reads them from Parquet as UTC,
+    zone-aware): they become wall-clock times in ``timezone``. ``DATE`` values are
+    midnight. Text and ``TIMESTAMP_NTZ`` go to the parser as they are.
+    """
+    column = F.col(f"`{name}`")
+    kind = frame.schema[name].dataType
+    if isinstance(kind, T.TimestampType):
+        session = frame.sparkSession.conf.get("spark.sql.session.timeZone")
+        wall = column.cast("timestamp_ntz")  # wall clock in the session time zone
+        return F.convert_timezone(F.lit(session), F.lit(timezone), wall), True
+    if isinstance(kind, T.DateType):
+        return column.cast("timestamp_ntz"), False
+    return column, False
+
+
+def clean_transactions(
+    transactions: DataFrame,
+    *,
+    customer_id: str = "customer_id",
+    timestamp: str = "timestamp",
+    amount: str = "amount",
+    as_of=None,
+    timestamp_format: str | None = None,
+    timezone: str = "UTC",
+    returns: Literal["drop", "net"] = "drop",
+    zero_amounts: Literal["drop", "keep"] = "drop",
+    drop_duplicates: bool = True,
+    on_invalid: Literal["drop", "raise"] = "drop",
+    source: str = "DataFrame",
+) -> tuple[DataFrame, DataQualityReport]:
+    """Validate and clean a Spark transaction log by the rules of the pandas loader.
+
+    The Spark twin of :func:`segml.load_transactions` (see its module docs for the
+    rules): same parameters and defaults, the same rows kept with the same values,
+    and the same counts per reason.
+
+    Parameters
+    ----------
+    transactions : pyspark.sql.DataFrame
+        The raw log; CSV columns as text (ids keep their leading zeros), Parquet
+        columns with their types. Never modified.
+    customer_id, timestamp, amount : str
+        Names of the input's customer id, purchase time and purchase value columns.
+    as_of : date-like, optional
+        When given, transactions after this day are dropped (``after_as_of``).
+    timestamp_format : str, optional
+        ``strftime`` format of the timestamps; by default ISO 8601, then anything
+        pandas can read value by value.
+    timezone : str, default "UTC"
+        Zone that zone-aware timestamps (and Spark ``TIMESTAMP`` columns) are
+        converted to, then stored as ``TIMESTAMP_NTZ``.
+    returns : {"drop", "net"}, default "drop"
+        Negative amounts dropped, or subtracted from the customer's latest purchase
+        at or before the return.
+    zero_amounts : {"drop", "keep"}, default "drop"
+        Zero-value rows dropped or kept.
+    drop_duplicates : bool, default True
+        Drop rows that repeat an earlier row in every column.
+    on_invalid : {"drop", "raise"}, default "drop"
+        Unparseable timestamps or amounts are dropped and counted, or raise.
+    source : str, default "DataFrame"
+        Name of the input in the report and in messages (e.g. its path).
+
+    Returns
+    -------
+    clean : pyspark.sql.DataFrame
+        ``customer_id`` (string), ``timestamp`` (``TIMESTAMP_NTZ``), ``amount``
+        (double), then the input's other columns as they are. Lazy, over the
+        labelled rows, which are cached (``MEMORY_AND_DISK``) so the input is
+        parsed once; call ``clean.unpersist()`` or ``spark.catalog.clearCache()``
+        to free them.
+    report : segml.transactions.DataQualityReport
+        Rows read, kept and dropped by reason (in :data:`REASONS` order), with up
+        to three examples per reason (original values).
+
+    Raises
+    ------
+    segml.TransactionsError
+        A bad option, a required column missing, 0 rows, ``on_invalid="raise"``
+        with unparseable values, or no rows left after cleaning (report attached).
+
+    Notes
+    -----
+    One difference from the loader, for a column that mixes zone-aware and naive
+    text timestamps with a ``timezone`` other than UTC: the loader reads naive
+    values as UTC when any value of the column has a zone; here that is decided
+    per Arrow batch. With the default ``timezone="UTC"`` the two agree.
+
+    Sums of several returns netted onto one purchase may be added in another order
+    than pandas adds them (last-bit differences).
+    """
+    _check_options(returns, zero_amounts, on_invalid)
+    if not isinstance(transactions, DataFrame):
+        raise TransactionsError(
+            f"transactions must be a Spark DataFrame, got {type(transactions).__name__}; "
+            "for pandas use segml.load_transactions."
+        )
+    report = DataQualityReport(source=source)
+    mapping = {customer_id: "customer_id", timestamp: "timestamp", amount: "amount"}
+    columns = transactions.columns
+    missing = [name for name in mapping if name not in columns]
+    if missing:
+        raise TransactionsError(
+            f"Required column(s) {missing} not found in {source}; the columns found are "
+            f"{columns}. Pass the names your data uses, e.g. customer_id='client', "
+            "timestamp='date', amount='value' (segml score: --customer-id, --timestamp, "
+            "--amount).",
+            report,
+        )
+    clashes = [c for c in mapping.values() if c in columns and c not in mapping]
+    if clashes:
+        raise TransactionsError(
+            f"Column(s) {clashes} exist in {source} but other columns were mapped onto "
+            "those names; rename or drop them before loading.",
+            report,
+        )
+    limit = _limit(as_of, timezone, report)
+    extras = [c for c in columns if c not in mapping]
+    originals = list(mapping) + extras
+    stamp_input, zoned_type = _stamp_input(transactions, timestamp, timezone)
+
+    from pyspark.sql.functions import pandas_udf
+
+    from segml.spark._score import _quiet_pyspark_pandas_check
+
+    with _quiet_pyspark_pandas_check():
+        parse = pandas_udf(
+            _parser(timestamp_format, timezone, limit, zero_amounts, returns), _PARSED
+        )
+        parsed = parse(
+            F.col(f"`{customer_id}`"), stamp_input, F.col(f"`{amount}`")
+        ).alias("_p")
+    frame = transactions.select(
+        *[F.col(f"`{c}`") for c in originals],
+        F.monotonically_increasing_id().alias("_row"),
+        parsed,
+    ).select(
+        *[F.col(f"`{c}`") for c in originals],
+        "_row",
+        F.col("_p.customer_id").alias("_cid"),
+        F.col("_p.timestamp").alias("_ts"),
+        F.col("_p.amount").alias("_amt"),
+        F.col("_p.reason").alias("_reason"),
+        F.col("_p.zoned").alias("_zoned"),
+    )
+    if returns == "net":
+        frame = _net_returns(frame)
+    if drop_duplicates:
+        frame = _mark_duplicates(frame, extras)
+    frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        _fill_report(
+            frame, report, originals, zoned_type, on_invalid, timestamp, amount, timezone
+        )
+    except BaseException:
+        frame.unpersist()
+        raise
+    if report.rows_kept == 0:
+        frame.unpersist()
+        reasons = ", ".join(f"{r}: {n}" for r, n in report.dropped.items())
+        if report.rows_read == 0:
+            message = (
+                f"{source} has 0 rows (columns: {columns}); expected one row per transaction."
+            )
+        else:
+            message = (
+                f"No transactions left after cleaning {report.rows_read} row(s) of {source} "
+                f"(dropped {reasons}). Check the column mapping and formats; the report "
+                "is attached as .report."
+            )
+        raise TransactionsError(message, report)
+    clean = frame.where(F.col("_reason").isNull()).select(
+        F.col("_cid").alias("customer_id"),
+        F.col("_ts").alias("timestamp"),
+        F.col("_amt").alias("amount"),
+        *[F.col(f"`{c}`") for c in extras],
+    )
+    return clean, report
+
+
+def _net_returns(frame: DataFrame) -> DataFrame:
+    """Net each live return into the customer's latest purchase at or before it.
+
+    ``_grp`` counts the customer's live purchases up to each row in the order
+    (timestamp, purchases first, input order): a purchase is purchase number
+    ``_grp``; a return belongs to purchase ``_grp`` (0: none before it).
+    """
+    live = F.col("_reason").isNull()
+    is_return = live & (F.col("_amt") < 0)
+    is_purchase = live & (F.col("_amt") >= 0)
+    order = Window.partitionBy("_cid").orderBy(
+        F.col("_ts"), F.when(is_return, 1).otherwise(0), F.col("_row")
+    ).rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    frame = frame.withColumn("_grp", F.sum(F.when(is_purchase, 1).otherwise(0)).over(order))
+    group = Window.partitionBy("_cid", "_grp")
+    returned = F.sum(F.when(is_return, F.col("_amt"))).over(group)
+    n_returns = F.count(F.when(is_return, 1)).over(group)
+    frame = frame.withColumn("_returned", returned).withColumn("_n_returns", n_returns)
+    netted = F.col("_amt") + F.col("_returned")
+    receives = is_purchase & (F.col("_n_returns") > 0)
+    return frame.select(
+        *[c for c in frame.columns if c not in ("_amt", "_reason", "_grp", "_returned",
+                                                  "_n_returns")],
+        F.when(receives, netted).otherwise(F.col("_amt")).alias("_amt"),
+        F.when(is_return & (F.col("_grp") == 0), F.lit("return_without_purchase"))
+        .when(is_return, F.lit("return_netted"))
+        .when(receives & (netted <= 0), F.lit("fully_returned"))
+        .otherwise(F.col("_reason"))
+        .alias("_reason"),
+    )
+
+
+def _mark_duplicates(frame: DataFrame, extras: list[str]) -> DataFrame:
+    """Mark kept rows equal in every column to an earlier row as ``duplicate_row``.
+
+    Only kept rows and ``fully_returned`` purchases can equal a kept row (every
+    other reason leaves a value no kept row has: a missing or non-finite value, a
+    day after ``as_of``, a zero dropped, a negative amount), so only those are
+    compared, as ``pandas.DataFrame.duplicated`` compares every row.
+    """
+    candidate = F.col("_reason").isNull() | (F.col("_reason") == "fully_returned")
+    keys = [F.col("_cid"), F.col("_ts"), F.col("_amt"), *[F.col(f"`{c}`") for c in extras]]
+    rank = F.row_number().over(Window.partitionBy(candidate, *keys).orderBy("_row"))
+    reason = (
+        F.when(F.col("_reason").isNull() & (rank > 1), F.lit("duplicate_row"))
+        .otherwise(F.col("_reason"))
+        .alias("_reason")
+    )
+    return frame.select(*[c if c != "_reason" else reason for c in frame.columns])
+
+
+def _fill_report(
+    frame: DataFrame,
+    report: DataQualityReport,
+    originals: list[str],
+    zoned_type: bool,
+    on_invalid: str,
+    timestamp: str,
+    amount: str,
+    timezone: str,
+) -> None:
+    """Count rows per reason with three examples each, in one pass; raise on invalid."""
+    by_reason = Window.partitionBy("_reason")
+    rank = F.row_number().over(by_reason.orderBy("_row"))
+    excess = F.when(
+        (F.col("_reason") == "fully_returned") & (F.col("_amt") < 0), -F.col("_amt")
+    )
+    rows = (
+        frame.select(
+            "_reason",
+            *[F.col(f"`{c}`") for c in originals],
+            F.count(F.lit(1)).over(by_reason).alias("_count"),
+            F.sum(excess).over(by_reason).alias("_excess"),
+            F.max(F.col("_zoned").cast("int")).over(by_reason).alias("_any_zoned"),
+            rank.alias("_rank"),
+        )
+        .where(F.col("_rank") <= _N_EXAMPLES)
+        .collect()
+    )
+    counts: dict[Any, int] = {}
+    examples: dict[str, list[dict[str, Any]]] = {}
+    excess_total = 0.0
+    zoned = zoned_type
+    for row in rows:
+        reason = row["_reason"]
+        counts[reason] = int(row["_count"])
+        excess_total += float(row["_excess"] or 0.0)
+        zoned = zoned or bool(row["_any_zoned"])
+        if reason is not None:
+            examples.setdefault(reason, []).append({c: _plain(row[c]) for c in originals})
+    report.rows_read = sum(counts.values())
+    report.rows_kept = counts.get(None, 0)
+    if zoned:
+        report.notes.append(
+            f"timezone-aware timestamps converted to {timezone} and stored "
+            "without zone"
+        )
+    for reason in REASONS:
+        if counts.get(reason):
+            report.dropped[reason] = counts[reason]
+            report.examples[reason] = examples.get(reason, [])
+    if on_invalid == "raise":
+        for reason, column, what, fix in (
+            (
+                "unparseable_timestamp",
+                timestamp,
+                "dates",
+                "Pass timestamp_format= (a strftime format such as '%d/%m/%Y'), or "
+                "on_invalid='drop' to drop and count them.",
+            ),
+            (
+                "unparseable_amount",
+                amount,
+                "numbers",
+                "Clean them, or pass on_invalid='drop' to drop and count them.",
+            ),
+        ):
+            if counts.get(reason):
+                shown = [example[column] for example in examples.get(reason, [])]
+                raise TransactionsError(
+                    f"Column '{column}': {counts[reason]} value(s) are not {what}, e.g. "
+                    f"{shown}. {fix}",
+                    report,
+                )
+    n_netted = report.dropped.get("return_netted", 0)
+    if n_netted:
+        report.notes.append(f"{n_netted} return(s) netted against earlier purchases")
+    if excess_total > 0:
+        report.notes.append(
+            f"returns exceeded their purchases by {excess_total:,.2f} in total; the excess "
+            "is not carried to earlier purchases"
+        )
+
+
+def _plain(value: Any) -> Any:
+    """Example values as the loader shows them (datetimes as pandas Timestamps)."""
+    if isinstance(value, dt.datetime):
+        return pd.Timestamp(value)
+    return value
