@@ -36,6 +36,14 @@ def run_isolated(target: Callable, *args) -> dict:
     queue = ctx.Queue()
     process = ctx.Process(target=_child, args=(target, args, queue))
     process.start()
-    out = queue.get()
+    while True:
+        try:
+            out = queue.get(timeout=1.0)
+            break
+        except Exception:  # queue.Empty: still running, unless the child died
+            if not process.is_alive():
+                raise RuntimeError(
+                    f"{target.__name__} died with exit code {process.exitcode}"
+                ) from None
     process.join()
     return out

@@ -379,29 +379,34 @@ class CustomerScorer:
         churn_in = self._churn_inputs(features, self.clv_, unit)
         probability = self.churn_.churn_probability(churn_in)
         risk = self.churn_.risk_band(probability.to_numpy())
-        segment = np.asarray(self.segments_.predict(features.assign(clv=clv_out["clv"].to_numpy())))
-        names = self.segments_.segment_names_
-        tier = self.scorecard_.predict(features)
+        segment = np.asarray(
+            self.segments_.predict(features.assign(clv=clv_out["clv"].to_numpy()))
+        ).astype("int64")
+        tier = pd.Series(np.asarray(self.scorecard_.predict(features), dtype=object))
         tier_action = (
             self.segment_map_.lookup("tier", "action") if hasattr(self, "segment_map_") else {}
         )
         levels = (self.actions or DEFAULT_ACTIONS).get("levels", {})
         at_risk = levels.get("at_risk", "Win-back contact.")
-        tier_values = np.asarray(tier, dtype=object)
-        action = np.where(
-            risk == "high", at_risk, [tier_action.get(t, "") for t in tier_values]
-        ).astype(object)
+        # Label lookups through small maps, vectorised (a Python loop per customer
+        # costs about a second per million customers).
+        names = pd.Series(self.segments_.segment_names_)
+        tier_actions = pd.Series(tier_action, dtype=object).reindex(tier.to_numpy()).to_numpy(
+            dtype=object, copy=True
+        )
+        tier_actions[pd.isna(tier_actions)] = ""
+        action = np.where(risk == "high", at_risk, tier_actions)
         return pd.DataFrame(
             {
                 "clv": clv_out["clv"].to_numpy(),
                 "p_alive": clv_out["p_alive"].to_numpy(),
                 "expected_purchases": clv_out["expected_purchases"].to_numpy(),
-                "segment": segment.astype("int64"),
-                "segment_name": [names[int(s)] for s in segment],
-                "tier": tier_values.astype(str),
+                "segment": segment,
+                "segment_name": pd.array(names.reindex(segment).to_numpy(), dtype="str"),
+                "tier": pd.array(tier.astype(str).to_numpy(), dtype="str"),
                 "churn_probability": probability.to_numpy(),
-                "risk_band": risk.astype(str),
-                "action": action.astype(str),
+                "risk_band": pd.array(np.asarray(risk, dtype=object), dtype="str"),
+                "action": pd.array(action, dtype="str"),
             },
             index=features.index,
         )
