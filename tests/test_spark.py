@@ -28,6 +28,7 @@ import segml.spark as ss  # noqa: E402
 from segml.models import CLVModel, SegmentModel  # noqa: E402
 from segml.scoring import OUTPUT_COLUMNS, CustomerScorer, customer_features  # noqa: E402
 from segml.tracking import cast_to_signature, export_model  # noqa: E402
+from segml.tracking._score import SCORE_COLUMNS, score_transactions  # noqa: E402
 
 MODEL_AS_OF = "1998-06-30"  # the model's training date and the scoring date
 FEATURES_AS_OF = "1998-03-31"  # mid-log: later rows exist and must be ignored
@@ -339,17 +340,22 @@ def test_score_file_writes_one_file_equal_to_score(
         extra_columns={"model_version": "3", "as_of": MODEL_AS_OF},
         spark=spark,
     )
-    assert written == out and out.is_file()
+    assert written.out == out and out.is_file()
     assert sorted(p.name for p in out.parent.iterdir()) == [out.name]  # no temp left over
     if suffix == ".csv":
-        table = pd.read_csv(out, dtype={"customer_id": str, "model_version": str})
+        text = ["customer_id", "model_name", "model_version", "run_id", "as_of"]
+        table = pd.read_csv(out, dtype=dict.fromkeys(text, str), keep_default_na=False)
     else:
         table = pd.read_parquet(out)
-    assert list(table.columns) == ["customer_id", *OUTPUT_COLUMNS, "model_version", "as_of"]
+    # The pandas path's columns; extra_columns replace a metadata column in place.
+    assert list(table.columns) == list(SCORE_COLUMNS)
     assert table["customer_id"].str.len().eq(4).all()  # "0001": leading zeros kept
-    assert (table["as_of"] == MODEL_AS_OF).all()
+    assert (table["as_of"] == MODEL_AS_OF).all() and (table["model_version"] == "3").all()
+    assert (table["model_name"] == "scoring_model").all()  # the folder's name, as in pandas
     table = table.set_index("customer_id").sort_index()[list(OUTPUT_COLUMNS)]
     pd.testing.assert_frame_equal(table, sample_scores, check_dtype=False, rtol=1e-15)
+    assert written.report.rows_read == written.report.rows_kept == 6_890  # a clean log
+    assert written.report.dropped == {}
 
 
 def test_score_file_failure_leaves_the_previous_output(spark, sample_csv, model_uri, tmp_path):
@@ -382,7 +388,7 @@ def test_missing_columns_are_named(spark, master_spark, model_uri, sample_csv, t
         ss.predict(
             ss.customer_features(master_spark, as_of=MODEL_AS_OF).drop("gap_std_days"), model_uri
         )
-    with pytest.raises(ss.SparkInputError, match=r"lacks the column\(s\) \['customer'\]"):
+    with pytest.raises(segml.TransactionsError, match=r"column\(s\) \['customer'\] not found"):
         ss.score_file(
             sample_csv,
             model_uri,
@@ -457,7 +463,289 @@ def test_score_file_resolves_a_registered_model_and_restores_the_tracking_uri(
         tracking_uri=uri,
         spark=spark,
     )
-    table = pd.read_parquet(out).set_index("customer_id").sort_index()
-    pd.testing.assert_frame_equal(table, sample_scores, check_dtype=False)
+    table = pd.read_parquet(out.out).set_index("customer_id").sort_index()
+    pd.testing.assert_frame_equal(table[list(OUTPUT_COLUMNS)], sample_scores, check_dtype=False)
+    # The alias is resolved once, and recorded as the pandas path records it.
+    assert (out.model_name, out.model_version, out.run_id) == ("segml-spark-test", "1", "")
+    assert table[
+        ["model_name", "model_version", "run_id", "as_of"]
+    ].drop_duplicates().values.tolist() == [["segml-spark-test", "1", "", MODEL_AS_OF]]
     assert mlflow.get_tracking_uri() == before
     assert "MLFLOW_TRACKING_URI" not in os.environ
+
+
+# ------------------------------------------------------------------------ cleaning
+# A log breaking every rule of segml.load_transactions, as an analyst's CSV.
+MESSY = pd.DataFrame(
+    {
+        "cust": ["00042", "00042", " 7 ", None, "", "a", "a", "a", "a", "a"]
+        + ["b", "b", "c", "c", "d", "d", "d", "e", "e", "e", "f", "f", "f"],
+        "date": [
+            "2024-01-02",  # 00042: "$1,200.50" and "1200.5" are the same row
+            "2024-01-02",
+            "2024-02-30",  # unparseable_timestamp
+            "2024-01-05",  # missing_customer_id
+            "2024-01-05",  # missing_customer_id (blank)
+            "2024-01-01",  # zero_amount
+            "2024-01-03",  # unparseable_amount
+            "",  # missing_timestamp
+            "2024-01-04",  # infinite_amount
+            "2024-12-01",  # after_as_of (with as_of)
+            "2024-01-01 10:00:00+01:00",  # b: zone-aware, 09:00 UTC ...
+            "2024-01-01T09:00:00Z",  # ... a return at the same moment: netted
+            "01/02/2024",  # c: not ISO (month first); an accounting return, no purchase
+            "Jan 5 2024",
+            "2024-03-01",  # d: purchase fully returned (excess 5), then an orphan-free
+            "2024-03-01",  # return on the next day nets the same purchase
+            "2024-03-02",
+            "2024-02-01",  # e: two equal purchases, a return nets the second, which is
+            "2024-02-01",  # then no longer a duplicate of the first
+            "2024-02-01",
+            "2024-04-01",  # f: exact duplicates and a zero
+            "2024-04-01",
+            "2024-04-02",
+        ],
+        "value": ["$1,200.50", "1200.5", "3", "4", "5", "0", "abc", "2", "inf", "7"]
+        + ["10", "-4", "(3)", "EUR12", "20", "-25", "-1", "10", "10", "-3", "8", "8", "0"],
+        "channel": ["web"] * 22 + ["shop"],
+    }
+)
+
+
+@pytest.fixture(scope="session")
+def messy_csv(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("messy") / "messy.csv"
+    MESSY.to_csv(path, index=False)
+    return path
+
+
+def assert_cleaned_like_the_loader(spark_frame, spark_report, expected, report) -> None:
+    """Same kept rows (as a multiset), values and types; same counts, notes."""
+    got = to_pandas_rows(spark_frame)
+    assert list(got.columns) == list(expected.columns)
+    assert dict(spark_frame.dtypes)["timestamp"] == "timestamp_ntz"
+    order = list(expected.columns)
+    got = got.sort_values(order, ignore_index=True)
+    expected = expected.sort_values(order, ignore_index=True)
+    pd.testing.assert_frame_equal(
+        got.astype({"timestamp": "datetime64[ns]"}), expected, check_dtype=False
+    )
+    assert spark_report.dropped == report.dropped
+    assert list(spark_report.dropped) == list(report.dropped)  # in the rules' order
+    assert (spark_report.rows_read, spark_report.rows_kept) == (report.rows_read, report.rows_kept)
+    assert spark_report.notes == report.notes
+    assert {k: len(v) for k, v in spark_report.examples.items()} == {
+        k: len(v) for k, v in report.examples.items()
+    }
+
+
+def to_pandas_rows(frame) -> pd.DataFrame:
+    return _quiet(frame.toPandas)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"returns": "net"},
+        {"returns": "net", "as_of": "2024-06-30", "zero_amounts": "keep"},
+        {"zero_amounts": "keep", "drop_duplicates": False},
+    ],
+    ids=["defaults", "net", "net-as_of-keep-zeros", "keep-zeros-and-duplicates"],
+)
+def test_clean_transactions_applies_every_rule_as_the_loader(spark, messy_csv, options):
+    names = dict(customer_id="cust", timestamp="date", amount="value")
+    expected, report = segml.load_transactions(messy_csv, **names, **options)
+    raw = spark.read.csv(str(messy_csv), header=True, escape='"')
+    clean, spark_report = ss.clean_transactions(raw, **names, **options, source=str(messy_csv))
+    assert_cleaned_like_the_loader(clean, spark_report, expected, report)
+    assert spark_report.source == str(messy_csv)
+    if options == {"returns": "net"}:  # every reason of the netting is exercised
+        assert {"return_without_purchase", "return_netted", "fully_returned"} <= set(report.dropped)
+        assert report.dropped["duplicate_row"] == 2  # 00042 and f; not e (netted)
+
+
+def test_clean_transactions_on_typed_parquet_as_the_loader(spark, tmp_path):
+    """Float ids, zone-aware timestamps (Spark TIMESTAMP) and numeric amounts."""
+    log = pd.DataFrame(
+        {
+            "customer_id": [42.0, 42.0, 7.5, np.nan, 3.0, 3.0],
+            "timestamp": pd.to_datetime(
+                [
+                    "2024-01-01 23:30",
+                    "2024-01-01 23:30",
+                    "2024-01-02 00:00",
+                    "2024-01-02 00:00",
+                    "2024-01-03 00:00",
+                    None,
+                ]
+            )
+            .tz_localize("UTC")
+            .astype("datetime64[us, UTC]"),
+            "amount": [1.0, 1.0, np.inf, 2.0, 0.0, 3.0],
+        }
+    )
+    path = tmp_path / "typed.parquet"
+    log.to_parquet(path, index=False)
+    for timezone in ("UTC", "Asia/Tokyo"):  # Tokyo: 23:30 UTC is the next day there
+        expected, report = segml.load_transactions(path, timezone=timezone)
+        clean, spark_report = ss.clean_transactions(
+            spark.read.parquet(str(path)), timezone=timezone, source=str(path)
+        )
+        assert_cleaned_like_the_loader(clean, spark_report, expected, report)
+        assert expected["customer_id"].tolist() == ["42"]
+
+
+def test_clean_transactions_refuses_invalid_values_when_asked(spark, messy_csv):
+    names = dict(customer_id="cust", timestamp="date", amount="value")
+    raw = spark.read.csv(str(messy_csv), header=True, escape='"')
+    with pytest.raises(
+        segml.TransactionsError,
+        match=r"Column 'date': 1 value\(s\) are not dates, "
+        r"e.g. \['2024-02-30'\]. Pass timestamp_format=",
+    ):
+        ss.clean_transactions(raw, **names, on_invalid="raise")
+    good_dates = raw.where("date != '2024-02-30' OR date IS NULL")
+    with pytest.raises(
+        segml.TransactionsError,
+        match=r"Column 'value': 1 value\(s\) are not numbers, "
+        r"e.g. \['abc'\]",
+    ) as caught:
+        ss.clean_transactions(good_dates, **names, on_invalid="raise")
+    assert caught.value.report.dropped["missing_customer_id"] == 2
+    with pytest.raises(segml.TransactionsError, match="returns must be 'drop' or 'net'"):
+        ss.clean_transactions(raw, **names, returns="keep")
+    with pytest.raises(segml.TransactionsError, match=r"No transactions left after cleaning 3 row"):
+        ss.clean_transactions(raw.where("cust = 'd'"), **names, returns="net")
+
+
+@pytest.fixture(scope="session")
+def raw_sample(tmp_path_factory) -> dict[str, Path]:
+    """The CDNOW sample as shipped (zero amounts, exact duplicates) as CSV and Parquet."""
+    raw = segml.load_cdnow(sample=True)
+    folder = tmp_path_factory.mktemp("raw_sample")
+    raw.to_csv(folder / "raw.csv", index=False)
+    return {".csv": folder / "raw.csv", ".parquet": write_parquet(raw, folder / "raw.parquet")}
+
+
+@pytest.mark.parametrize(
+    "suffix, options, n_rows",
+    [(".csv", {}, 6_890), (".parquet", {"drop_duplicates": False}, 6_911)],
+    ids=["csv-defaults", "parquet-keep-duplicates"],
+)
+def test_score_file_equals_the_pandas_path_row_by_row(
+    spark, raw_sample, model_uri, tmp_path, suffix, options, n_rows
+):
+    """Same customers, columns and metadata as segml.tracking.score_transactions.
+
+    Numbers as in test_scores_match_pandas_scorer: money sums may differ in the last
+    bit, which can move churn across a bin edge for at most 1 customer in 1,000.
+    """
+    source = raw_sample[suffix]
+    expected = score_transactions(model_uri, source, as_of=MODEL_AS_OF, columns=options).scores
+    result = ss.score_file(
+        source,
+        model_uri,
+        as_of=MODEL_AS_OF,
+        out=tmp_path / "scores.parquet",
+        spark=spark,
+        **options,
+    )
+    _, report = segml.load_transactions(source, **options)
+    assert result.report.dropped == report.dropped
+    assert result.report.rows_kept == report.rows_kept == n_rows
+    got = pd.read_parquet(result.out)
+    assert list(got.columns) == list(SCORE_COLUMNS)
+    got = got.sort_values("customer_id", ignore_index=True)
+    expected = expected.sort_values("customer_id", ignore_index=True)
+    assert len(got) == len(expected) == 2_349  # not 2,357: zero-only customers dropped
+    exact = [
+        c
+        for c in SCORE_COLUMNS
+        if c
+        not in ("clv", "p_alive", "expected_purchases", "churn_probability", "risk_band", "action")
+    ]
+    pd.testing.assert_frame_equal(got[exact], expected[exact], check_dtype=False)
+    for column in ("clv", "p_alive", "expected_purchases"):
+        np.testing.assert_allclose(got[column], expected[column], rtol=1e-12, atol=1e-12)
+    churn_differs = got["churn_probability"] != expected["churn_probability"]
+    assert churn_differs.sum() <= len(expected) // 1000
+    same = ~churn_differs
+    pd.testing.assert_frame_equal(
+        got.loc[same, ["risk_band", "action"]], expected.loc[same, ["risk_band", "action"]]
+    )
+
+
+def test_cli_spark_engine_cleans_with_the_config_and_matches_pandas(
+    spark, raw_sample, model_uri, tmp_path
+):
+    """``segml score --engine spark --config``: the config's cleaning, the pandas table."""
+    from typer.testing import CliRunner
+
+    from segml.cli import app
+
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        "data:\n  source: cdnow\ntransactions:\n  amount: price\n  drop_duplicates: false\n"
+        "  zero_amounts: keep\n"
+    )
+    source = tmp_path / "orders.csv"
+    pd.read_csv(raw_sample[".csv"], dtype=str).rename(columns={"amount": "price"}).to_csv(
+        source, index=False
+    )
+    outputs = {}
+    runner = CliRunner()
+    for engine in ("pandas", "spark"):
+        out = tmp_path / f"{engine}.parquet"
+        result = runner.invoke(
+            app,
+            [
+                "score",
+                "--model",
+                model_uri,
+                "--transactions",
+                str(source),
+                "--as-of",
+                MODEL_AS_OF,
+                "--out",
+                str(out),
+                "--config",
+                str(config),
+                "--engine",
+                engine,
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        outputs[engine] = pd.read_parquet(out).sort_values("customer_id", ignore_index=True)
+    message = " ".join(result.output.split())
+    assert "6,919 read, 6,919 kept" in message  # nothing dropped with these options
+    got, expected = outputs["spark"], outputs["pandas"]
+    assert len(got) == len(expected) == 2_357  # zero-only customers kept, as asked
+    assert list(got.columns) == list(expected.columns) == list(SCORE_COLUMNS)
+    pd.testing.assert_frame_equal(
+        got[["customer_id", "segment", "tier", "model_name", "as_of"]],
+        expected[["customer_id", "segment", "tier", "model_name", "as_of"]],
+    )
+    np.testing.assert_allclose(got["clv"], expected["clv"], rtol=1e-12, atol=1e-12)
+
+    config.write_text("data:\n  source: cdnow\ntransactions:\n  as_of: 1998-01-01\n")
+    result = runner.invoke(
+        app,
+        [
+            "score",
+            "--model",
+            model_uri,
+            "--transactions",
+            str(source),
+            "--as-of",
+            MODEL_AS_OF,
+            "--out",
+            str(tmp_path / "x.parquet"),
+            "--config",
+            str(config),
+            "--engine",
+            "spark",
+        ],
+    )
+    assert result.exit_code == 1
+    assert "transactions.as_of (in --config) is not supported" in " ".join(result.output.split())

@@ -18,8 +18,6 @@ import typer
 __all__ = ["Engine", "score"]
 
 _SPARK_INSTALL = 'pip install -e ".[spark]"'
-# Options that --engine spark may ignore when left at these values.
-_DEFAULTS = {"customer_id": "customer_id", "timestamp": "timestamp", "amount": "amount"}
 
 
 class Engine(StrEnum):
@@ -199,7 +197,10 @@ def score(
 def _score_spark(transactions, model, *, as_of, out, previous, tracking_uri, mapping) -> None:
     """Hand the job to ``segml.spark.score_file`` (the ``segml[spark]`` extra).
 
-    The migration files of ``--previous`` are written here, from the Spark output.
+    The ``transactions`` options of ``--config`` (and ``--customer-id`` etc.) clean
+    the log on Spark by the rules of ``segml.load_transactions``; the counts per
+    reason are printed. The migration files of ``--previous`` are written here,
+    from the Spark output.
     """
     from segml.cli import _fail, console
 
@@ -210,29 +211,49 @@ def _score_spark(transactions, model, *, as_of, out, previous, tracking_uri, map
             f"{_SPARK_INSTALL} (and Java 17), or use --engine pandas."
         )
     from segml.spark import score_file
-
-    wanted = dict(as_of=as_of, out=out, tracking_uri=tracking_uri,
-                  **{key: mapping.get(key, key) for key in _DEFAULTS}, **{
-                      key: value for key, value in mapping.items() if key not in _DEFAULTS})
-    parameters = inspect.signature(score_file).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    kwargs = {}
-    for key, value in wanted.items():
-        if takes_any or key in parameters:
-            kwargs[key] = value
-        elif value is not None and value != _DEFAULTS.get(key):
-            option = "--" + key.replace("_", "-") if key in _DEFAULTS else f"transactions.{key}"
-            _fail(f"{option} is not supported with --engine spark yet; use --engine pandas.")
     from segml.tracking._score import ScoreError, _read_previous, write_migration
+    from segml.transactions import TransactionsError
 
+    parameters = inspect.signature(score_file).parameters
+    # The loader's own as_of would drop rows before returns are netted; score_file's
+    # as_of is the scoring date. Everything else maps one to one.
+    unsupported = sorted(k for k in mapping if k not in parameters or k == "as_of")
+    if unsupported:
+        _fail(
+            f"transactions.{unsupported[0]} (in --config) is not supported with --engine spark; "
+            "remove it (--as-of already limits scoring to that day) or use --engine pandas."
+        )
+    console.print(
+        f"scoring {transactions} as of {as_of} with {model} on Spark ...", highlight=False
+    )
     try:
         if previous is not None:
             _read_previous(previous)  # fail before Spark starts, not after it scored
-        written = score_file(transactions, model, **kwargs)
-        written = Path(getattr(written, "out", None) or written or out)
-        paths = write_migration(previous, written) if previous is not None else {}
+        result = score_file(
+            transactions, model, as_of=as_of, out=out, tracking_uri=tracking_uri, **mapping
+        )
+        paths = write_migration(previous, result.out) if previous is not None else {}
+    except TransactionsError as exc:
+        if exc.report is not None and exc.report.rows_read:
+            console.print(str(exc.report), highlight=False)
+        _fail(str(exc))
     except (ScoreError, ValueError, RuntimeError, OSError) as exc:
         _fail(str(exc))
+    report = result.report
+    dropped = ", ".join(f"{reason} {count:,}" for reason, count in report.dropped.items())
+    console.print(
+        f"transactions: {report.rows_read:,} read, {report.rows_kept:,} kept"
+        + (f"; dropped {dropped}" if dropped else ""),
+        highlight=False,
+    )
+    for name, seconds in result.seconds.items():
+        console.print(f"[green]done[/green] {name} ({seconds:.2f} s)", highlight=False)
+    version = f" version {result.model_version}" if result.model_version else ""
+    run = f" (run {result.run_id})" if result.run_id else ""
+    console.print(
+        f"scored with {result.model_name}{version}{run} as of {result.as_of} -> {result.out}",
+        highlight=False,
+    )
     for name, path in paths.items():
         console.print(f"{name} migration since {previous} -> {path}", highlight=False)
-    typer.echo(str(written))
+    typer.echo(str(result.out))

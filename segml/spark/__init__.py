@@ -5,14 +5,17 @@ definitions and numbers, see :mod:`segml.spark._features`) and scores them with 
 same MLflow pyfunc model through ``mlflow.pyfunc.spark_udf``, so a customer gets the
 same clv, segment, tier and churn risk on either engine.
 
+- :func:`clean_transactions`: the rules of :func:`segml.load_transactions` on a
+  Spark log (same parameters, same kept rows, same counts per reason).
 - :func:`customer_features`: the scorer's input features, per customer, as a Spark
   DataFrame (twin of :func:`segml.scoring.customer_features`).
 - :func:`predict`: a Spark DataFrame of features to scores, through
   ``mlflow.pyfunc.spark_udf`` (columns matched by name, in any order).
 - :func:`score`: transactions (Spark DataFrame) and a model URI to one row of scores
   per customer (twin of :meth:`segml.CustomerScorer.score`).
-- :func:`score_file`: a CSV/Parquet file to a CSV/Parquet file, written atomically;
-  the engine of ``segml score --engine spark``.
+- :func:`score_file`: a CSV/Parquet file to a CSV/Parquet file, written atomically,
+  cleaned and with the columns of the pandas path; the engine of
+  ``segml score --engine spark``.
 
 PySpark is an optional extra: ``pip install -e ".[spark]"`` (Java 17 or newer is
 needed to run Spark). Importing this module without it raises ImportError.
@@ -26,9 +29,11 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "(or pip install 'segml[spark]'); Spark itself also needs Java 17 or newer."
     ) from exc
 
+from segml.spark._clean import REASONS, clean_transactions
 from segml.spark._features import SparkInputError, customer_features, feature_columns
 from segml.spark._score import (
     OUTPUT_SCHEMA,
+    SparkScoreResult,
     model_feature_columns,
     predict,
     read_transactions,
@@ -38,7 +43,10 @@ from segml.spark._score import (
 
 __all__ = [
     "OUTPUT_SCHEMA",
+    "REASONS",
     "SparkInputError",
+    "SparkScoreResult",
+    "clean_transactions",
     "customer_features",
     "feature_columns",
     "model_feature_columns",

@@ -213,8 +213,7 @@ def clean_transactions(
         ``customer_id`` (string), ``timestamp`` (``TIMESTAMP_NTZ``), ``amount``
         (double), then the input's other columns as they are. Lazy, over the
         labelled rows, which are cached (``MEMORY_AND_DISK``) so the input is
-        parsed once; call ``clean.unpersist()`` or ``spark.catalog.clearCache()``
-        to free them.
+        parsed once; ``spark.catalog.clearCache()`` frees them.
     report : segml.transactions.DataQualityReport
         Rows read, kept and dropped by reason (in :data:`REASONS` order), with up
         to three examples per reason (original values).
@@ -235,6 +234,39 @@ def clean_transactions(
     Sums of several returns netted onto one purchase may be added in another order
     than pandas adds them (last-bit differences).
     """
+    _, clean, report = _clean(
+        transactions,
+        customer_id=customer_id,
+        timestamp=timestamp,
+        amount=amount,
+        as_of=as_of,
+        timestamp_format=timestamp_format,
+        timezone=timezone,
+        returns=returns,
+        zero_amounts=zero_amounts,
+        drop_duplicates=drop_duplicates,
+        on_invalid=on_invalid,
+        source=source,
+    )
+    return clean, report
+
+
+def _clean(
+    transactions: DataFrame,
+    *,
+    customer_id: str,
+    timestamp: str,
+    amount: str,
+    as_of=None,
+    timestamp_format: str | None,
+    timezone: str,
+    returns: str,
+    zero_amounts: str,
+    drop_duplicates: bool,
+    on_invalid: str,
+    source: str,
+) -> tuple[DataFrame, DataFrame, DataQualityReport]:
+    """:func:`clean_transactions`, also returning the cached labelled rows to unpersist."""
     _check_options(returns, zero_amounts, on_invalid)
     if not isinstance(transactions, DataFrame):
         raise TransactionsError(
@@ -273,9 +305,7 @@ def clean_transactions(
         parse = pandas_udf(
             _parser(timestamp_format, timezone, limit, zero_amounts, returns), _PARSED
         )
-        parsed = parse(
-            F.col(f"`{customer_id}`"), stamp_input, F.col(f"`{amount}`")
-        ).alias("_p")
+        parsed = parse(F.col(f"`{customer_id}`"), stamp_input, F.col(f"`{amount}`")).alias("_p")
     frame = transactions.select(
         *[F.col(f"`{c}`") for c in originals],
         F.monotonically_increasing_id().alias("_row"),
@@ -295,9 +325,7 @@ def clean_transactions(
         frame = _mark_duplicates(frame, extras)
     frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        _fill_report(
-            frame, report, originals, zoned_type, on_invalid, timestamp, amount, timezone
-        )
+        _fill_report(frame, report, originals, zoned_type, on_invalid, timestamp, amount, timezone)
     except BaseException:
         frame.unpersist()
         raise
@@ -305,9 +333,7 @@ def clean_transactions(
         frame.unpersist()
         reasons = ", ".join(f"{r}: {n}" for r, n in report.dropped.items())
         if report.rows_read == 0:
-            message = (
-                f"{source} has 0 rows (columns: {columns}); expected one row per transaction."
-            )
+            message = f"{source} has 0 rows (columns: {columns}); expected one row per transaction."
         else:
             message = (
                 f"No transactions left after cleaning {report.rows_read} row(s) of {source} "
@@ -321,7 +347,7 @@ def clean_transactions(
         F.col("_amt").alias("amount"),
         *[F.col(f"`{c}`") for c in extras],
     )
-    return clean, report
+    return frame, clean, report
 
 
 def _net_returns(frame: DataFrame) -> DataFrame:
@@ -334,9 +360,11 @@ def _net_returns(frame: DataFrame) -> DataFrame:
     live = F.col("_reason").isNull()
     is_return = live & (F.col("_amt") < 0)
     is_purchase = live & (F.col("_amt") >= 0)
-    order = Window.partitionBy("_cid").orderBy(
-        F.col("_ts"), F.when(is_return, 1).otherwise(0), F.col("_row")
-    ).rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    order = (
+        Window.partitionBy("_cid")
+        .orderBy(F.col("_ts"), F.when(is_return, 1).otherwise(0), F.col("_row"))
+        .rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    )
     frame = frame.withColumn("_grp", F.sum(F.when(is_purchase, 1).otherwise(0)).over(order))
     group = Window.partitionBy("_cid", "_grp")
     returned = F.sum(F.when(is_return, F.col("_amt"))).over(group)
@@ -345,8 +373,11 @@ def _net_returns(frame: DataFrame) -> DataFrame:
     netted = F.col("_amt") + F.col("_returned")
     receives = is_purchase & (F.col("_n_returns") > 0)
     return frame.select(
-        *[c for c in frame.columns if c not in ("_amt", "_reason", "_grp", "_returned",
-                                                  "_n_returns")],
+        *[
+            c
+            for c in frame.columns
+            if c not in ("_amt", "_reason", "_grp", "_returned", "_n_returns")
+        ],
         F.when(receives, netted).otherwise(F.col("_amt")).alias("_amt"),
         F.when(is_return & (F.col("_grp") == 0), F.lit("return_without_purchase"))
         .when(is_return, F.lit("return_netted"))
@@ -385,41 +416,45 @@ def _fill_report(
     amount: str,
     timezone: str,
 ) -> None:
-    """Count rows per reason with three examples each, in one pass; raise on invalid."""
-    by_reason = Window.partitionBy("_reason")
-    rank = F.row_number().over(by_reason.orderBy("_row"))
-    excess = F.when(
-        (F.col("_reason") == "fully_returned") & (F.col("_amt") < 0), -F.col("_amt")
-    )
-    rows = (
-        frame.select(
-            "_reason",
-            *[F.col(f"`{c}`") for c in originals],
-            F.count(F.lit(1)).over(by_reason).alias("_count"),
-            F.sum(excess).over(by_reason).alias("_excess"),
-            F.max(F.col("_zoned").cast("int")).over(by_reason).alias("_any_zoned"),
-            rank.alias("_rank"),
+    """Count rows per reason, with the first three examples of each; raise on invalid.
+
+    Two jobs over the cached rows: an aggregation per reason (distributed), and the
+    first three dropped rows per reason and input partition (a window over the
+    dropped rows only, spread by partition), of which the first three are kept.
+    """
+    excess = F.when((F.col("_reason") == "fully_returned") & (F.col("_amt") < 0), -F.col("_amt"))
+    totals = (
+        frame.groupBy("_reason")
+        .agg(
+            F.count(F.lit(1)).alias("_count"),
+            F.sum(excess).alias("_excess"),
+            F.max(F.col("_zoned").cast("int")).alias("_any_zoned"),
         )
-        .where(F.col("_rank") <= _N_EXAMPLES)
         .collect()
     )
-    counts: dict[Any, int] = {}
+    counts: dict[Any, int] = {row["_reason"]: int(row["_count"]) for row in totals}
+    excess_total = sum(float(row["_excess"] or 0.0) for row in totals)
+    zoned = zoned_type or any(row["_any_zoned"] for row in totals)
     examples: dict[str, list[dict[str, Any]]] = {}
-    excess_total = 0.0
-    zoned = zoned_type
-    for row in rows:
-        reason = row["_reason"]
-        counts[reason] = int(row["_count"])
-        excess_total += float(row["_excess"] or 0.0)
-        zoned = zoned or bool(row["_any_zoned"])
-        if reason is not None:
-            examples.setdefault(reason, []).append({c: _plain(row[c]) for c in originals})
+    if len(counts) > (None in counts):
+        part = F.spark_partition_id()
+        first = Window.partitionBy("_reason", "_part").orderBy("_row")
+        candidates = (
+            frame.where(F.col("_reason").isNotNull())
+            .select("_reason", "_row", *[F.col(f"`{c}`") for c in originals], part.alias("_part"))
+            .withColumn("_rank", F.row_number().over(first))
+            .where(F.col("_rank") <= _N_EXAMPLES)
+            .collect()
+        )
+        for row in sorted(candidates, key=lambda row: row["_row"]):
+            taken = examples.setdefault(row["_reason"], [])
+            if len(taken) < _N_EXAMPLES:
+                taken.append({c: _plain(row[c]) for c in originals})
     report.rows_read = sum(counts.values())
     report.rows_kept = counts.get(None, 0)
     if zoned:
         report.notes.append(
-            f"timezone-aware timestamps converted to {timezone} and stored "
-            "without zone"
+            f"timezone-aware timestamps converted to {timezone} and stored without zone"
         )
     for reason in REASONS:
         if counts.get(reason):

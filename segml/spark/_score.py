@@ -21,11 +21,14 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
 import uuid
 import warnings
 from collections.abc import Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
@@ -33,15 +36,18 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from segml.scoring import OUTPUT_COLUMNS
+from segml.spark._clean import _clean
 from segml.spark._features import (
     SparkInputError,
     _as_day,
     customer_features,
     windows_of,
 )
+from segml.transactions import DataQualityReport
 
 __all__ = [
     "OUTPUT_SCHEMA",
+    "SparkScoreResult",
     "model_feature_columns",
     "predict",
     "read_transactions",
@@ -137,7 +143,9 @@ def score(
     transactions : pyspark.sql.DataFrame
         Clean transactions: ``customer_id``, ``timestamp`` (timestamp or date),
         ``amount`` and, if the model uses quantity features, ``quantity``. Column
-        order does not matter.
+        order does not matter. Rows are not cleaned here (nulls are refused): clean
+        a raw log with :func:`segml.spark.clean_transactions` first, as
+        :func:`score_file` does, to score the customers the pandas path scores.
     model_uri : str
         ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/RUN_ID/model`` or a
         local model folder (:func:`segml.tracking.export_model`). The current MLflow
@@ -281,6 +289,15 @@ def _parallelism(spark: SparkSession) -> int:
 
 
 _FORMATS = {".parquet": "parquet", ".csv": "csv"}
+# Inputs also come as the loader reads them: .csv.gz, .tsv, .txt, .pq.
+_INPUT_FORMATS = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".txt": "csv",
+    ".tsv": "csv",
+    ".gz": "csv",
+}
 
 
 def _format_of(path: Path, what: str) -> str:
@@ -291,6 +308,39 @@ def _format_of(path: Path, what: str) -> str:
             f"one of {sorted(_FORMATS)}."
         )
     return fmt
+
+
+def _read_raw(spark: SparkSession, path: str | os.PathLike) -> DataFrame:
+    """A CSV (every column as text, as the loader reads it) or Parquet file, unmapped."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    fmt = _INPUT_FORMATS.get(suffix)
+    if fmt is None or (suffix == ".gz" and not path.name.lower().endswith(".csv.gz")):
+        raise SparkInputError(
+            f"Cannot tell the format of the transactions {str(path)!r} from its extension; "
+            "use .csv, .csv.gz, .tsv or .parquet."
+        )
+    if not path.exists():
+        raise SparkInputError(f"The transactions file {str(path)!r} does not exist.")
+    try:
+        if fmt == "csv":
+            # Text, empty fields missing, "" inside quotes a quote: as pandas.read_csv.
+            return spark.read.csv(
+                str(path),
+                header=True,
+                inferSchema=False,
+                sep="\t" if suffix == ".tsv" else ",",
+                escape='"',
+            )
+        return spark.read.parquet(str(path))
+    except AnalysisException as exc:
+        if "NANOS" in str(exc):
+            raise SparkInputError(
+                f"{str(path)!r} stores timestamps in nanoseconds, which Spark cannot read "
+                "(pandas writes them by default). Write it with microseconds, e.g. "
+                "df.to_parquet(path, coerce_timestamps='us', allow_truncated_timestamps=True)."
+            ) from None
+        raise
 
 
 def read_transactions(
@@ -308,6 +358,8 @@ def read_transactions(
     ``quantity`` become doubles and ``timestamp`` a timestamp; values that do not
     parse become null, which :func:`segml.spark.customer_features` reports. Parquet
     columns keep their types. ``quantity`` is used when the file has that column.
+    No row is cleaned or dropped: :func:`score_file` reads the file unmapped and
+    cleans it with :func:`segml.spark.clean_transactions` instead.
     """
     path = Path(path)
     fmt = _format_of(path, "transactions")
@@ -351,6 +403,33 @@ def read_transactions(
     return frame
 
 
+@dataclass
+class SparkScoreResult:
+    """What :func:`score_file` did.
+
+    Attributes
+    ----------
+    out : pathlib.Path
+        The written output.
+    report : segml.transactions.DataQualityReport
+        The cleaning of the log: rows read, kept, dropped per reason, examples.
+    model_name, model_version, run_id : str
+        The model that scored, as the pandas path records them ("" where unknown).
+    as_of : str
+        Scoring date, ISO format.
+    seconds : dict of str to float
+        Time taken by each step.
+    """
+
+    out: Path
+    report: DataQualityReport
+    model_name: str
+    model_version: str
+    run_id: str
+    as_of: str
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
 def score_file(
     transactions_path: str | os.PathLike,
     model_uri: str,
@@ -361,26 +440,37 @@ def score_file(
     timestamp: str = "timestamp",
     amount: str = "amount",
     quantity: str | None = "quantity",
+    timestamp_format: str | None = None,
+    timezone: str = "UTC",
+    returns: Literal["drop", "net"] = "drop",
+    zero_amounts: Literal["drop", "keep"] = "drop",
+    drop_duplicates: bool = True,
+    on_invalid: Literal["drop", "raise"] = "drop",
     tracking_uri: str | None = None,
     extra_columns: Mapping[str, str | int | float | None] | None = None,
     spark: SparkSession | None = None,
-) -> Path:
+) -> SparkScoreResult:
     """Score a transaction file on Spark and write one row per customer, atomically.
 
-    The engine behind ``segml score --engine spark``: reads the log, runs
-    :func:`score`, and writes the scores to ``out`` as one file whose format
-    follows the extension (``.parquet``, or ``.csv`` with a header: the grading
-    table an analyst opens). Spark writes into a temporary folder beside ``out``;
-    the single result file is then renamed onto ``out`` (an atomic replace), so a
-    failure or a kill at any moment leaves either the previous output or the
-    complete new one.
+    The engine behind ``segml score --engine spark``, and the Spark twin of
+    :func:`segml.tracking.score_transactions`: the log is read, cleaned by the rules
+    of :func:`segml.load_transactions` (:func:`segml.spark.clean_transactions`, same
+    parameters and defaults), scored with :func:`score`, and written with the same
+    columns (:data:`segml.tracking.SCORE_COLUMNS`: ``customer_id``, the model's
+    outputs, ``model_name``, ``model_version``, ``run_id``, ``as_of``) to ``out``,
+    as one file whose format follows the extension (``.parquet``, or ``.csv`` with
+    a header). Spark writes into a temporary folder beside ``out``; the single
+    result file is then renamed onto ``out`` (an atomic replace), so a failure or a
+    kill at any moment leaves either the previous output or the complete new one.
 
     Parameters
     ----------
     transactions_path : path-like
-        A ``.csv`` file (header row) or a ``.parquet`` file or folder.
+        A ``.csv`` (also ``.csv.gz``, ``.tsv``, ``.txt``; header row, every column
+        read as text) or a ``.parquet`` file or folder.
     model_uri : str
-        As in :func:`score`.
+        ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or a local model folder.
+        An alias is resolved once, and that version scores.
     as_of : date-like
         Score customers as they were at the end of this day.
     out : path-like
@@ -390,12 +480,15 @@ def score_file(
     quantity : str or None, default "quantity"
         The file's quantity column, used if present (models trained on logs with
         quantities need it); None to ignore quantities.
+    timestamp_format, timezone, returns, zero_amounts, drop_duplicates, on_invalid
+        The cleaning rules, as in :func:`segml.load_transactions` (the ``transactions``
+        section of a run config).
     tracking_uri : str, optional
         MLflow tracking URI that resolves ``models:/`` URIs; default the current one.
         Restored afterwards.
     extra_columns : mapping, optional
-        Constant columns appended to every row (e.g. the model name, version, run id
-        and as_of that ``segml score`` records), in mapping order.
+        Constant columns appended to every row after the metadata columns, in
+        mapping order (a name of a metadata column replaces its value).
     spark : SparkSession, optional
         Default: the active session, else a new one from the Spark configuration
         (``spark-submit`` settings, or ``local[*]``), stopped at the end. Its Python
@@ -405,22 +498,43 @@ def score_file(
 
     Returns
     -------
-    pathlib.Path
-        ``out``.
+    SparkScoreResult
+        ``out``, the cleaning report, the model's name, version and run id, as_of.
 
     Raises
     ------
     SparkInputError
-        Unknown extension, missing file or columns, unparseable values, ``as_of``
-        before the data, or a model that cannot be loaded or used (see :func:`score`).
+        Unknown extension, missing file, ``as_of`` before the data, or a model
+        that cannot be used (see :func:`score`).
+    segml.tracking.ScoreError
+        Unknown registered model, alias or version (the message lists those that
+        exist), or a folder that is not a segml scoring model.
+    segml.TransactionsError
+        Missing columns, unparseable values with ``on_invalid="raise"``, or no row
+        left after cleaning (``.report`` attached).
 
     Notes
     -----
     The output is a single file written by one task (after scoring in parallel).
-    For outputs too large for one file, call :func:`score` and write the DataFrame
-    as a partitioned dataset.
+    For outputs too large for one file, call :func:`clean_transactions` and
+    :func:`score` and write the DataFrame as a partitioned dataset.
+
+    As in the pandas path, the whole log is cleaned (duplicates and returns across
+    ``as_of`` included) before rows after ``as_of`` are left out of the features.
     """
     import mlflow
+
+    from segml.tracking._score import METADATA_COLUMNS, _load_model
+    from segml.tracking._score import _as_day as _score_day
+
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[name] = now - clock
+        clock = now
 
     out = Path(out)
     out_format = _format_of(out, "output")
@@ -430,33 +544,72 @@ def score_file(
             "file there (remove the folder or choose another name)."
         )
     _as_day(as_of)  # refuse a bad date before starting Spark
-    own_session = spark is None and SparkSession.getActiveSession() is None
-    if spark is None:
-        spark = SparkSession.getActiveSession() or _new_session()
+    as_of_text = _score_day(as_of).date().isoformat()
+    # Which model scores, resolved as the pandas path does (and before Spark starts):
+    # an alias is read once and its version scores, so the recorded version is the one
+    # that scored even if the alias moves meanwhile.
     # mlflow.set_tracking_uri sets MLFLOW_TRACKING_URI too; an explicit URI always
     # lives there, so the variable is the state to restore (None unsets both).
     previous_uri = os.environ.get("MLFLOW_TRACKING_URI")
     try:
+        model = _load_model(model_uri, tracking_uri or mlflow.get_tracking_uri())
+    finally:  # the registry lookup sets the tracking URI (and the variable) back its way
+        mlflow.set_tracking_uri(previous_uri)
+    metadata = {
+        "model_name": model.name,
+        "model_version": model.version,
+        "run_id": model.run_id,
+        "as_of": as_of_text,
+    }
+    if str(model_uri).startswith("models:/"):
+        model_uri = f"models:/{model.name}/{model.version}"
+    del model
+    lap("load model")
+    own_session = spark is None and SparkSession.getActiveSession() is None
+    if spark is None:
+        spark = SparkSession.getActiveSession() or _new_session()
+    labelled = None
+    try:
         if tracking_uri is not None:
             mlflow.set_tracking_uri(tracking_uri)
-        transactions = read_transactions(
-            spark,
-            transactions_path,
+        raw = _read_raw(spark, transactions_path)
+        labelled, clean, report = _clean(
+            raw,
             customer_id=customer_id,
             timestamp=timestamp,
             amount=amount,
-            quantity=quantity,
+            timestamp_format=timestamp_format,
+            timezone=timezone,
+            returns=returns,
+            zero_amounts=zero_amounts,
+            drop_duplicates=drop_duplicates,
+            on_invalid=on_invalid,
+            source=str(transactions_path),
         )
+        lap("load and validate transactions")
+        # The mapped quantity column, numeric; other columns are not read.
+        selected = [F.col("customer_id"), F.col("timestamp"), F.col("amount")]
+        if quantity is not None and quantity in clean.columns:
+            selected.append(F.expr(f"try_cast(`{quantity}` AS DOUBLE)").alias("quantity"))
+        transactions = clean.select(*selected)
         scores = score(transactions, model_uri, as_of=as_of)
-        for name, value in (extra_columns or {}).items():
+        for name, value in {**metadata, **(extra_columns or {})}.items():
             scores = scores.withColumn(name, F.lit(value))
         _write_atomically(scores, out, out_format)
+        lap("features, predict and write")
     finally:
+        if labelled is not None:
+            labelled.unpersist()
         if tracking_uri is not None:
             mlflow.set_tracking_uri(previous_uri)
         if own_session:
             spark.stop()
-    return out
+    return SparkScoreResult(
+        out=out,
+        report=report,
+        seconds=seconds,
+        **{name: metadata[name] for name in METADATA_COLUMNS},
+    )
 
 
 def _new_session() -> SparkSession:

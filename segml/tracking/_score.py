@@ -251,11 +251,17 @@ def _tracking(uri: str):
     import mlflow
 
     before = mlflow.get_tracking_uri()
+    # mlflow.set_tracking_uri also writes MLFLOW_TRACKING_URI: put that back too.
+    environment_before = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     try:
         yield
     finally:
         mlflow.set_tracking_uri(before)
+        if environment_before is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = environment_before
 
 
 def _parse_models_uri(uri: str) -> tuple[str, str | None, str | None]:
