@@ -28,7 +28,13 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from segml.features._rfm import FeatureError, rfm_summary
+from segml.features._codes import customer_codes, distinct_periods, sum_by_customer
+from segml.features._rfm import (
+    FeatureError,
+    _segment_starts,
+    _stamps_ns,
+    rfm_summary,
+)
 
 __all__ = [
     "CHURN_FEATURE_DESCRIPTIONS",
@@ -90,16 +96,26 @@ def _as_day(value) -> pd.Timestamp:
     return stamp.normalize()
 
 
-def _days(timestamps: pd.Series) -> pd.Series:
-    """Timestamps as days (midnight), naive UTC, as :func:`rfm_summary` buckets them."""
+def _check_datetime(timestamps: pd.Series) -> None:
     if not pd.api.types.is_datetime64_any_dtype(timestamps):
         raise ChurnInputError(
             f"Column 'timestamp' has dtype {timestamps.dtype}, not datetime; load the data "
             "with segml.load_transactions, which parses and checks it."
         )
+
+
+def _days(timestamps: pd.Series) -> pd.Series:
+    """Timestamps as days (midnight), naive UTC, as :func:`rfm_summary` buckets them."""
+    _check_datetime(timestamps)
     if getattr(timestamps.dt, "tz", None) is not None:
         timestamps = timestamps.dt.tz_convert("UTC").dt.tz_localize(None)
     return timestamps.dt.normalize()
+
+
+def _day_stamps(timestamps: pd.Series) -> np.ndarray:
+    """The days of :func:`_days` as a ``datetime64[D]`` array (NaT stays NaT)."""
+    _check_datetime(timestamps)
+    return _stamps_ns(timestamps).astype("datetime64[D]")
 
 
 def _check_columns(transactions: pd.DataFrame, required: Iterable[str]) -> None:
@@ -293,29 +309,56 @@ def churn_features(
     as_of = _as_day(as_of)
     windows = _check_windows(windows_days)
 
-    # Everything below reads ``past`` only: this one line is the leakage guard.
-    days = _days(transactions["timestamp"])
-    past = transactions.loc[days <= as_of]
-    if past.empty:
+    # Everything below reads ``past`` only: this one mask is the leakage guard. (NaT
+    # compares False, so rows without a time are not in the past either.)
+    day_stamps = _day_stamps(transactions["timestamp"])
+    inside = day_stamps <= as_of.to_datetime64().astype("datetime64[D]")
+    if not inside.any():
         raise ChurnInputError(
             f"No transaction on or before as_of {as_of.date()} (0 customers known); the log "
-            f"starts {days.min().date()}. Choose a later as_of."
+            f"starts {_days(transactions['timestamp']).min().date()}. Choose a later as_of."
         )
-    past = past.assign(customer_id=past["customer_id"].astype(str), day=days.loc[past.index])
+    past = transactions if inside.all() else transactions.loc[inside]
+    ids = past["customer_id"].astype(str)
+    past = past.assign(customer_id=ids)
 
     rfm = rfm_summary(past, as_of=as_of)
-    features = rfm.loc[:, list(_RFM_COLUMNS)].astype("float64")
-    customers = features.index
-
+    customers = rfm.index
+    # Columns are collected as arrays on the customer axis and framed once: joining
+    # frames on a million-string index costs more than computing the features.
+    columns = {name: rfm[name].to_numpy(dtype="float64") for name in _RFM_COLUMNS}
     if clv_outputs is not None:
-        features = features.join(_check_clv_outputs(clv_outputs, customers))
+        outputs = _check_clv_outputs(clv_outputs, customers)
+        columns.update({name: outputs[name].to_numpy() for name in outputs.columns})
 
-    features = features.join(_gap_features(past, customers, as_of))
+    # The same ids give the same codes as inside rfm_summary: code i is row i of
+    # ``customers`` (sorted ids), and every code 0..n-1 has at least one row.
+    codes, _ = customer_codes(ids)
+    n_customers = len(customers)
+    as_of_number = int(as_of.to_datetime64().astype("datetime64[D]").astype("int64"))
+    day_number = day_stamps[inside].astype("int64")
+    days_ago = as_of_number - day_number
+    amounts = past["amount"].to_numpy(dtype="float64")
+    if np.isnan(amounts).any():
+        # As pandas' groupby sums, which these features were defined with: a missing
+        # amount adds nothing.
+        amounts = np.where(np.isnan(amounts), 0.0, amounts)
+
+    behaviour = _gap_features(codes, n_customers, day_number, as_of_number)
+    total_spend = sum_by_customer(codes, n_customers, amounts)
     for window in windows:
-        features = features.join(_window_features(past, customers, as_of, window))
+        behaviour.update(_window_features(codes, days_ago, amounts, total_spend, window))
     if "quantity" in past.columns:
-        features = features.join(_quantity_features(past, customers, as_of, windows))
-    return features.astype("float64")
+        n_orders = sum_by_customer(codes, n_customers)
+        behaviour.update(_quantity_features(past["quantity"], codes, days_ago, n_orders, windows))
+    clashing = [name for name in behaviour if name in columns]
+    if clashing:
+        raise ChurnInputError(
+            f"clv_outputs has column(s) {clashing} that churn_features computes itself; "
+            "pass only the CLV model's outputs (e.g. CLVModel.predict(rfm))."
+        )
+    columns.update(behaviour)
+    return pd.DataFrame(columns, index=customers)
 
 
 def _check_windows(windows_days: Sequence[int]) -> list[int]:
@@ -341,6 +384,11 @@ def _check_clv_outputs(clv_outputs: pd.DataFrame, customers: pd.Index) -> pd.Dat
         raise ChurnInputError(
             f"clv_outputs has column(s) {clashing} that are already RFM features; "
             "pass only the CLV model's outputs (e.g. CLVModel.predict(rfm))."
+        )
+    repeated = clv_outputs.columns[clv_outputs.columns.duplicated()].unique().tolist()
+    if repeated:
+        raise ChurnInputError(
+            f"clv_outputs repeats the column(s) {repeated}; names must be unique."
         )
     non_numeric = [
         column
@@ -371,93 +419,97 @@ def _check_clv_outputs(clv_outputs: pd.DataFrame, customers: pd.Index) -> pd.Dat
     return outputs
 
 
-def _gap_features(past: pd.DataFrame, customers: pd.Index, as_of: pd.Timestamp) -> pd.DataFrame:
+def _gap_features(
+    codes: np.ndarray, n_customers: int, day_number: np.ndarray, as_of_number: int
+) -> dict[str, np.ndarray]:
+    """Gap columns per customer code, from each row's code and day number."""
     # Gaps between distinct purchase *days*, as lifetimes counts repeat purchases: two
     # orders on one day are one visit, not a gap of zero.
-    days = past.loc[:, ["customer_id", "day"]].drop_duplicates().sort_values(["customer_id", "day"])
-    gaps = days.groupby("customer_id", sort=True)["day"].diff().dt.days.dropna()
-    gap_customers = days.loc[gaps.index, "customer_id"]
-    grouped = gaps.groupby(gap_customers.to_numpy())
-    stats = pd.DataFrame(
-        {
-            "gap_mean_days": grouped.mean(),
-            # ddof=0: one gap has spread 0, not NaN.
-            "gap_std_days": grouped.std(ddof=0),
-            "gap_max_days": grouped.max(),
-            "gap_last_days": grouped.last(),
-        }
-    )
-    stats = stats.reindex(customers).fillna(0.0).astype("float64")
-    last_day = days.groupby("customer_id", sort=True)["day"].max().reindex(customers)
-    days_since = (as_of - last_day).dt.days.astype("float64")
-    stats["days_over_mean_gap"] = days_since - stats["gap_mean_days"]
-    stats.index.name = "customer_id"
-    return stats
+    customer, day = distinct_periods(codes, day_number)
+    same_customer = customer[1:] == customer[:-1]
+    gaps = np.diff(day)[same_customer]
+    gap_owner = customer[1:][same_customer]  # sorted, so each customer's gaps are a run
 
-
-def _window_sums(
-    past: pd.DataFrame,
-    customers: pd.Index,
-    start: pd.Timestamp,
-    end: pd.Timestamp,
-    column: str | None,
-) -> pd.Series:
-    """Per-customer sum of ``column`` (or row count if None) over days ``start < d <= end``."""
-    inside = past.loc[(past["day"] > start) & (past["day"] <= end)]
-    grouped = inside.groupby("customer_id", sort=True)
-    values = grouped.size() if column is None else grouped[column].sum()
-    return values.reindex(customers, fill_value=0).astype("float64")
+    # Customers with a single purchase day have no gap: every gap column is 0.
+    mean, std, longest, last = (np.zeros(n_customers) for _ in range(4))
+    if gaps.size:
+        starts = _segment_starts(gap_owner)
+        counts = np.diff(np.append(starts, gaps.size))
+        owner = gap_owner[starts]
+        # Integer sums are exact, so the mean is bit for bit the groupby mean.
+        mean[owner] = np.add.reduceat(gaps, starts) / counts
+        deviation = gaps - np.repeat(mean[owner], counts)
+        # Population variance (ddof=0): one gap has spread 0, not NaN.
+        std[owner] = np.sqrt(np.add.reduceat(deviation * deviation, starts) / counts)
+        longest[owner] = np.maximum.reduceat(gaps, starts)
+        last[owner] = gaps[starts + counts - 1]
+    customer_ends = np.append(np.flatnonzero(customer[1:] != customer[:-1]), customer.size - 1)
+    days_since = (as_of_number - day[customer_ends]).astype("float64")
+    return {
+        "gap_mean_days": mean,
+        "gap_std_days": std,
+        "gap_max_days": longest,
+        "gap_last_days": last,
+        "days_over_mean_gap": days_since - mean,
+    }
 
 
 def _window_features(
-    past: pd.DataFrame, customers: pd.Index, as_of: pd.Timestamp, window_days: int
-) -> pd.DataFrame:
+    codes: np.ndarray,
+    days_ago: np.ndarray,
+    amounts: np.ndarray,
+    total_spend: np.ndarray,
+    window_days: int,
+) -> dict[str, np.ndarray]:
+    """Window columns per customer code; ``days_ago`` is ``as_of`` minus each row's day."""
     # Windows are half-open (start, end], like the churn horizon, so that the two
-    # windows tile the time line and each transaction falls in at most one.
-    width = pd.Timedelta(days=window_days)
+    # windows tile the time line and each transaction falls in at most one:
+    # day in (as_of - w, as_of] is 0 <= days_ago < w, the window before w <= days_ago < 2w.
     w = window_days
-    orders_last = _window_sums(past, customers, as_of - width, as_of, None)
-    orders_prev = _window_sums(past, customers, as_of - 2 * width, as_of - width, None)
-    spend_last = _window_sums(past, customers, as_of - width, as_of, "amount")
-    spend_prev = _window_sums(past, customers, as_of - 2 * width, as_of - width, "amount")
-    total = past.groupby("customer_id", sort=True)["amount"].sum().reindex(customers)
-    # Total spend can be 0 (free orders); a share of nothing is 0, not NaN.
-    share = (spend_last / total.where(total != 0)).fillna(0.0)
-    return pd.DataFrame(
-        {
-            f"orders_last_{w}d": orders_last,
-            f"orders_prev_{w}d": orders_prev,
-            f"order_trend_{w}d": orders_last - orders_prev,
-            f"spend_last_{w}d": spend_last,
-            f"spend_prev_{w}d": spend_prev,
-            f"spend_trend_{w}d": spend_last - spend_prev,
-            f"spend_share_last_{w}d": share,
-        },
-        index=customers,
-    )
+    n_customers = total_spend.size
+    last = days_ago < w
+    prev = (days_ago >= w) & (days_ago < 2 * w)
+    last_codes, prev_codes = codes[last], codes[prev]
+    orders_last = sum_by_customer(last_codes, n_customers)
+    orders_prev = sum_by_customer(prev_codes, n_customers)
+    spend_last = sum_by_customer(last_codes, n_customers, amounts[last])
+    spend_prev = sum_by_customer(prev_codes, n_customers, amounts[prev])
+    # Total spend can be 0 (free orders); a share of nothing is 0, not NaN. An
+    # infinite amount makes inf / inf, which is also 0, as it was with pandas.
+    share = np.zeros(n_customers)
+    with np.errstate(invalid="ignore"):
+        np.divide(spend_last, total_spend, out=share, where=total_spend != 0)
+    share[np.isnan(share)] = 0.0
+    return {
+        f"orders_last_{w}d": orders_last,
+        f"orders_prev_{w}d": orders_prev,
+        f"order_trend_{w}d": orders_last - orders_prev,
+        f"spend_last_{w}d": spend_last,
+        f"spend_prev_{w}d": spend_prev,
+        f"spend_trend_{w}d": spend_last - spend_prev,
+        f"spend_share_last_{w}d": share,
+    }
 
 
 def _quantity_features(
-    past: pd.DataFrame, customers: pd.Index, as_of: pd.Timestamp, windows: list[int]
-) -> pd.DataFrame:
-    quantity = pd.to_numeric(past["quantity"], errors="coerce")
+    quantity: pd.Series,
+    codes: np.ndarray,
+    days_ago: np.ndarray,
+    n_orders: np.ndarray,
+    windows: list[int],
+) -> dict[str, np.ndarray]:
+    """Quantity columns per customer code; ``n_orders`` counts each code's rows."""
+    quantity = pd.to_numeric(quantity, errors="coerce")
     n_missing = int(quantity.isna().sum())
     if n_missing:
         raise ChurnInputError(
             f"Column 'quantity' has {n_missing} missing or non-numeric value(s) up to as_of; "
             "fill them or drop the column before building churn features."
         )
-    past = past.assign(quantity=quantity.astype("float64"))
-    grouped = past.groupby("customer_id", sort=True)
-    total = grouped["quantity"].sum().reindex(customers)
-    out = pd.DataFrame(
-        {
-            "quantity_total": total,
-            "quantity_per_order": total / grouped.size().reindex(customers),
-        },
-        index=customers,
-    )
+    units = quantity.to_numpy(dtype="float64")
+    total = sum_by_customer(codes, n_orders.size, units)
+    out = {"quantity_total": total, "quantity_per_order": total / n_orders}
     for window in windows:
-        start = as_of - pd.Timedelta(days=window)
-        out[f"quantity_last_{window}d"] = _window_sums(past, customers, start, as_of, "quantity")
-    return out.astype("float64")
+        last = days_ago < window
+        out[f"quantity_last_{window}d"] = sum_by_customer(codes[last], n_orders.size, units[last])
+    return out

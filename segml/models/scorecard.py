@@ -60,6 +60,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
+from segml.features._codes import customer_codes, distinct_periods
 from segml.models._scorecard_bands import (
     Band,
     TierConfigError,
@@ -165,22 +166,36 @@ def repurchase_rate(transactions: pd.DataFrame, *, as_of) -> pd.Series:
     as_of_day = pd.Timestamp(as_of).normalize()
     stamps = pd.to_datetime(transactions["timestamp"])
     keep = (stamps.dt.normalize() <= as_of_day).to_numpy()
-    month = (stamps.dt.year * 12 + stamps.dt.month - 1).to_numpy()[keep]
-    ids = transactions["customer_id"].astype(str).to_numpy()[keep]
-    frame = pd.DataFrame({"customer_id": ids, "month": month}).drop_duplicates()
-    first = frame.groupby("customer_id")["month"].transform("min")
-    repeat_months = (frame["month"] > first).groupby(frame["customer_id"]).sum()
-    first_month = frame.groupby("customer_id")["month"].min()
-    eligible = (as_of_day.year * 12 + as_of_day.month - 1) - first_month
+    ids = transactions["customer_id"].astype(str)
+    # Rows without a customer id belong to no group, as in a pandas groupby.
+    keep = keep & ids.notna().to_numpy()
+    if not keep.any():
+        return pd.Series(
+            np.zeros(0),
+            index=pd.Index([], dtype=object, name="customer_id"),
+            name="repurchase_rate",
+        )
+    # Calendar months of the timestamps' own wall clock (what ``.dt.month`` reads),
+    # numbered from 1970-01; only differences of month numbers are used.
+    wall = stamps.dt.tz_localize(None) if stamps.dt.tz is not None else stamps
+    month = wall.to_numpy()[keep].astype("datetime64[M]").astype("int64")
+    as_of_month = (as_of_day.year - 1970) * 12 + as_of_day.month - 1
+    codes, sorted_ids = customer_codes(ids if keep.all() else ids[keep])
+    customer, months = distinct_periods(codes, month)
+    # Each customer's distinct months are one increasing run: the first is the
+    # first-purchase month, and every other one is a month with a repeat purchase.
+    starts = np.flatnonzero(np.append(True, customer[1:] != customer[:-1]))
+    repeat_months = np.diff(np.append(starts, customer.size)) - 1
+    eligible = as_of_month - months[starts]
     rate = np.divide(
-        repeat_months.to_numpy(dtype="float64"),
-        eligible.to_numpy(dtype="float64"),
+        repeat_months.astype("float64"),
+        eligible.astype("float64"),
         out=np.zeros(len(eligible)),
-        where=eligible.to_numpy() > 0,
+        where=eligible > 0,
     )
-    out = pd.Series(rate, index=first_month.index, name="repurchase_rate").sort_index()
-    out.index.name = "customer_id"
-    return out
+    # Codes follow the sorted ids, so the result is already sorted by customer_id.
+    index = pd.Index(pd.array(sorted_ids, dtype="str"), name="customer_id")
+    return pd.Series(rate, index=index, name="repurchase_rate")
 
 
 @dataclass(frozen=True)
