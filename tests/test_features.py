@@ -225,3 +225,15 @@ def test_input_is_not_mutated(cdnow_sample):
     rfm_summary(cdnow_sample, as_of="1997-06-30")
     calibration_holdout(cdnow_sample, calibration_end="1997-06-30", observation_end="1997-12-31")
     pd.testing.assert_frame_equal(cdnow_sample, before)
+
+
+def test_missing_values_are_refused_with_a_count():
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "c"],
+            "timestamp": pd.to_datetime(["2024-01-01", None, None]),
+            "amount": [1.0, 2.0, 3.0],
+        }
+    )
+    with pytest.raises(FeatureError, match=r"'timestamp' has 2 missing value\(s\)"):
+        rfm_summary(frame, as_of="2024-01-02")

@@ -44,6 +44,7 @@ _TIME_UNITS = ("D", "W")
 # 1970-01-01 is a Thursday; pandas' weekly periods ("W" = "W-SUN") start on Monday,
 # so shifting day numbers by 3 makes integer division by 7 give the week.
 _EPOCH_TO_MONDAY_DAYS = 3
+_NS_PER_DAY = 86_400 * 10**9
 
 
 class FeatureError(ValueError):
@@ -78,6 +79,13 @@ def _check_transactions(transactions: pd.DataFrame) -> None:
             f"Column 'timestamp' has dtype {transactions['timestamp'].dtype}, not datetime; "
             "load the data with segml.load_transactions, which parses and checks it."
         )
+    for column in _REQUIRED:
+        missing = int(transactions[column].isna().sum())
+        if missing:
+            raise FeatureError(
+                f"Column {column!r} has {missing} missing value(s); load the data with "
+                "segml.load_transactions, which drops and counts them."
+            )
     if not pd.api.types.is_numeric_dtype(transactions["amount"]):
         raise FeatureError(
             f"Column 'amount' has dtype {transactions['amount'].dtype}, not numeric; "
@@ -203,8 +211,9 @@ def rfm_summary(
     if transactions.empty:
         raise FeatureError("transactions has 0 rows; there is nothing to summarise.")
 
-    stamps = _stamps_ns(transactions["timestamp"])
-    days = stamps.astype("datetime64[D]").astype("int64")
+    stamps = _stamps_ns(transactions["timestamp"]).view("int64")
+    # Floor division gives the day number (also before 1970), in one pass.
+    days = stamps // _NS_PER_DAY
     inside = days <= as_of_day_number
     if not inside.any():
         raise FeatureError(
@@ -215,18 +224,31 @@ def rfm_summary(
         transactions = transactions.loc[inside]
         stamps, days = stamps[inside], days[inside]
     codes, sorted_ids = _customer_codes(transactions["customer_id"])
+    n_customers = len(sorted_ids)
     amounts = transactions["amount"].to_numpy(dtype="float64")
-    periods = _period_of_day(days, time_unit)
+
+    # Calendar columns straight from the rows, without sorting: counts, sums and
+    # first/last timestamps per customer code.
+    n_orders = np.bincount(codes, minlength=n_customers).astype("int64")
+    first_purchase = np.full(n_customers, np.iinfo(np.int64).max)
+    np.minimum.at(first_purchase, codes, stamps)
+    last_purchase = np.full(n_customers, np.iinfo(np.int64).min)
+    np.maximum.at(last_purchase, codes, stamps)
+    first_day = first_purchase // _NS_PER_DAY
+    last_day = last_purchase // _NS_PER_DAY
 
     # One sort by (customer, period) puts every customer's periods together in time
-    # order; all sums below are then segment reductions over contiguous runs.
+    # order; the lifetimes columns are then segment reductions over contiguous runs.
+    periods = _period_of_day(days, time_unit)
     first_possible = int(periods.min())
     span = as_of_period - first_possible + 1
-    keys = codes * span + (periods - first_possible)
+    keys = codes * span
+    keys += periods
+    keys -= first_possible
     # Unstable sort: ties are rows of one customer-period, whose amounts are summed;
     # only the last bit of such a sum can depend on their order (3x faster than stable).
     order = np.argsort(keys)
-    keys, amounts, stamps, days = keys[order], amounts[order], stamps[order], days[order]
+    keys, amounts = keys[order], amounts[order]
 
     period_starts = _segment_starts(keys)  # one run per (customer, period)
     period_amounts = np.add.reduceat(amounts, period_starts)
@@ -245,14 +267,6 @@ def rfm_summary(
     repeat_amounts[customer_starts] = 0.0
     repeat_sum = np.add.reduceat(repeat_amounts, customer_starts)
     total_spend = np.add.reduceat(period_amounts, customer_starts)
-
-    row_customer_starts = period_starts[customer_starts]
-    row_customer_ends = np.append(row_customer_starts[1:], keys.size)
-    n_orders = (row_customer_ends - row_customer_starts).astype("int64")
-    first_purchase = np.minimum.reduceat(stamps, row_customer_starts)
-    last_purchase = np.maximum.reduceat(stamps, row_customer_starts)
-    first_day = days[row_customer_starts]
-    last_day = days[row_customer_ends - 1]
 
     frequency = (n_periods - 1).astype("float64")
     # Same arithmetic as lifetimes: whole periods as float, then / freq_multiplier.
@@ -275,8 +289,8 @@ def rfm_summary(
             "total_spend": total_spend,
             "avg_order_value": total_spend / n_orders,
             "tenure_days": (as_of_day_number - first_day).astype("int64"),
-            "first_purchase": first_purchase,
-            "last_purchase": last_purchase,
+            "first_purchase": first_purchase.view("datetime64[ns]"),
+            "last_purchase": last_purchase.view("datetime64[ns]"),
         },
         index=index,
     )
