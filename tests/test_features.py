@@ -237,3 +237,22 @@ def test_missing_values_are_refused_with_a_count():
     )
     with pytest.raises(FeatureError, match=r"'timestamp' has 2 missing value\(s\)"):
         rfm_summary(frame, as_of="2024-01-02")
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        ["b", "a", "c", "a"],
+        ["00042", "00007", "10000", "00042", "99999"],
+        ["é1", "zz", "e2", "é1", "~~"],  # two bytes each, one of them non-ASCII
+        ["12345678", "12345677", "02345678"],  # the full eight bytes
+        ["abc", "ab", "b"],  # mixed widths: the general path
+    ],
+)
+def test_customer_codes_follow_the_sorted_order_of_the_ids(ids):
+    from segml.features._rfm import _customer_codes
+
+    codes, sorted_ids = _customer_codes(pd.Series(ids, dtype="str"))
+    expected = sorted(set(ids))
+    assert sorted_ids.to_pylist() == expected
+    assert codes.tolist() == [expected.index(i) for i in ids]

@@ -130,12 +130,50 @@ def _customer_codes(customer_id: pd.Series) -> tuple[np.ndarray, pa.Array]:
     ids = pa.array(customer_id.astype("str").array)
     if isinstance(ids, pa.ChunkedArray):
         ids = ids.combine_chunks()
+    as_integers = _fixed_width_integers(ids)
+    if as_integers is not None:
+        # Ids of one width up to 8 bytes (zero-padded numbers, short codes): hash
+        # them as integers whose order is the ids' byte order, about twice as fast.
+        codes, distinct = pd.factorize(as_integers)
+        order = np.argsort(distinct)
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order), dtype=np.int64)
+        first_row = np.empty(len(order), dtype=np.int64)
+        first_row[codes[::-1]] = np.arange(len(codes) - 1, -1, -1, dtype=np.int64)
+        return rank[codes], ids.take(pa.array(first_row[order]))
     encoded = pc.dictionary_encode(ids)
     distinct = encoded.dictionary
     order = pc.array_sort_indices(distinct).to_numpy()
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order), dtype=np.int64)
     return rank[encoded.indices.to_numpy(zero_copy_only=False)], distinct.take(pa.array(order))
+
+
+def _fixed_width_integers(ids: pa.Array) -> np.ndarray | None:
+    """Each id as a uint64 ordered like the id's bytes, when all ids have one width <= 8.
+
+    Returns None for any other column (nulls, mixed widths, longer ids).
+    """
+    if len(ids) == 0 or ids.null_count:
+        return None
+    if pa.types.is_large_string(ids.type):
+        offset_type = np.int64
+    elif pa.types.is_string(ids.type):
+        offset_type = np.int32
+    else:
+        return None
+    offsets = np.frombuffer(ids.buffers()[1], dtype=offset_type)[
+        ids.offset : ids.offset + len(ids) + 1
+    ]
+    width = int(offsets[1] - offsets[0])
+    if not 0 < width <= 8 or not (np.diff(offsets) == width).all():
+        return None
+    data = np.frombuffer(ids.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    padded = np.zeros((len(ids), 8), dtype=np.uint8)
+    padded[:, :width] = data.reshape(len(ids), width)
+    # Big-endian: the first byte is the most significant, so integer order is the
+    # ids' byte (sort) order; trailing zero padding keeps equal widths comparable.
+    return padded.view(">u8").ravel().astype(np.uint64)
 
 
 def _segment_starts(sorted_keys: np.ndarray) -> np.ndarray:
@@ -293,6 +331,7 @@ def rfm_summary(
             "last_purchase": last_purchase.view("datetime64[ns]"),
         },
         index=index,
+        copy=False,  # the arrays are ours alone: skip consolidating them into a block
     )
 
 
