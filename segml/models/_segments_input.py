@@ -32,6 +32,32 @@ def require_frame(customers, what: str) -> pd.DataFrame:
     return customers
 
 
+def id_order(customers: pd.DataFrame, what: str) -> np.ndarray | None:
+    """Row order that sorts the customers by id; None when they are sorted already.
+
+    Same checks as :func:`customer_ids`, but tables from ``segml.rfm_summary`` come
+    sorted by id, and checking that on the Arrow-backed index is much cheaper than
+    copying a million ids into Python strings.
+    """
+    ids = customers["customer_id"] if "customer_id" in customers.columns else customers.index
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ids = pd.Index(ids).astype("str")
+    values = pa.array(ids.array)
+    n = len(values)
+    # Strictly increasing ids are sorted and unique; Arrow checks that in one pass.
+    if n < 2 or pc.all(pc.less(values[: n - 1], values[1:])).as_py():
+        return None
+    if not ids.is_unique:
+        n_repeated = len(ids) - ids.nunique()
+        raise SegmentInputError(
+            f"{what}: {n_repeated} customer_id value(s) repeat; expected one row per "
+            "customer. Aggregate transactions first with segml.rfm_summary."
+        )
+    return np.argsort(ids.to_numpy(dtype=object), kind="stable")
+
+
 def customer_ids(customers: pd.DataFrame, what: str) -> np.ndarray:
     """Customer ids as a string array: the ``customer_id`` column, else the index.
 

@@ -53,7 +53,7 @@ from sklearn.base import BaseEstimator
 
 from segml.models._segments_input import (
     SegmentInputError,
-    customer_ids,
+    id_order,
     numeric_columns,
     require_frame,
 )
@@ -237,8 +237,10 @@ class SegmentModel(BaseEstimator):
         require_frame(customers, what)
         features = self._check_params()
         candidates = self._candidates()
-        ids = customer_ids(customers, what)
-        n = len(ids)
+        # Sorting by id first makes the sample, the scaler and k-means see the same
+        # sequence whatever the input row order: same fit, same segments.
+        order = id_order(customers, what)
+        n = len(customers)
         if n < max(candidates):
             raise SegmentInputError(
                 f"{what}: {n} customers cannot make {max(candidates)} segments; "
@@ -246,11 +248,9 @@ class SegmentModel(BaseEstimator):
             )
         value_column = self.value_column or ("clv" if "clv" in customers.columns else "total_spend")
 
-        # Sorting by id first makes the sample, the scaler and k-means see the same
-        # sequence whatever the input row order: same fit, same segments.
-        order = np.argsort(ids, kind="stable")
-        raw = numeric_columns(customers, features, what, non_negative=True)[order]
-        value = numeric_columns(customers, [value_column], what)[order, 0]
+        rows = slice(None) if order is None else order
+        raw = numeric_columns(customers, features, what, non_negative=True)[rows]
+        value = numeric_columns(customers, [value_column], what)[rows, 0]
 
         log = np.log1p(raw)
         log_mean = log.mean(axis=0)
