@@ -7,6 +7,7 @@ memory it reports (``ru_maxrss``) belongs to that contender alone.
 from __future__ import annotations
 
 import multiprocessing as mp
+import queue as queue_module
 import resource
 import time
 from collections.abc import Callable
@@ -40,10 +41,23 @@ def run_isolated(target: Callable, *args) -> dict:
         try:
             out = queue.get(timeout=1.0)
             break
-        except Exception:  # queue.Empty: still running, unless the child died
+        except queue_module.Empty:  # still running, unless the child died
             if not process.is_alive():
-                raise RuntimeError(
-                    f"{target.__name__} died with exit code {process.exitcode}"
+                raise SystemExit(
+                    f"{target.__name__} died (exit code {process.exitcode}) without a result"
                 ) from None
     process.join()
     return out
+
+
+class StepClock:
+    """Wall and CPU seconds per step (the machine is shared: CPU time is the steadier)."""
+
+    def __init__(self):
+        self.steps: dict[str, tuple[float, float]] = {}
+
+    def __call__(self, name, function, *args, **kwargs):
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = function(*args, **kwargs)
+        self.steps[name] = (time.perf_counter() - wall, time.process_time() - cpu)
+        return result

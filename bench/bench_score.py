@@ -43,48 +43,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import _child  # noqa: E402
+from _harness import StepClock, run_isolated  # noqa: E402
 
 AS_OF = "2021-12-31"  # the simulator's last day
 TRAIN_AS_OF = "2021-09-30"  # the scorer is trained on an earlier date of another log
 
 
-class _Clock:
-    """Wall and CPU seconds per step (the machine is shared: CPU time is the steadier)."""
-
-    def __init__(self):
-        self.steps: dict[str, tuple[float, float]] = {}
-
-    def __call__(self, name, function, *args, **kwargs):
-        wall, cpu = time.perf_counter(), time.process_time()
-        result = function(*args, **kwargs)
-        self.steps[name] = (time.perf_counter() - wall, time.process_time() - cpu)
-        return result
 
 
-def run_isolated(target, *args) -> dict:
-    """``_harness.run_isolated`` that fails loudly if the child dies without a result.
-
-    Seconds, peak RSS (``ru_maxrss`` of a fresh process) and the target's result.
-    """
-    import multiprocessing as mp
-    import queue as queue_module
-
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    process = ctx.Process(target=_child, args=(target, args, queue))
-    process.start()
-    while True:
-        try:
-            out = queue.get(timeout=5)
-            break
-        except queue_module.Empty:
-            if not process.is_alive():
-                raise SystemExit(
-                    f"{target.__name__} died (exit code {process.exitcode}) without a result"
-                ) from None
-    process.join()
-    return out
 
 
 def _fit_and_export(n_customers: int, seed: int, model_path: str) -> dict:
@@ -120,7 +86,7 @@ def _score(log_path: str, model_path: str, out: str | None, profile: bool) -> di
     from segml.scoring import customer_features
     from segml.tracking import cast_to_signature
 
-    clock = _Clock()
+    clock = StepClock()
     log = clock("read Parquet", pd.read_parquet, log_path)
     model = clock("load model (pyfunc)", mlflow.pyfunc.load_model, model_path)
     metadata = model.metadata.get_input_schema().input_names()
@@ -165,7 +131,7 @@ def _lifetimes_clv(rfm_path: str, clv_document: dict, out: str) -> dict:
     ggf.params_ = pd.Series(clv_document["gamma_gamma_params"])[["p", "q", "v"]]
     bgf.predict = bgf.conditional_expected_number_of_purchases_up_to_time  # as fit() sets it
     settings = clv_document["hyperparameters"]
-    clock = _Clock()
+    clock = StepClock()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         clv = clock(

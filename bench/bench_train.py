@@ -40,49 +40,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import _child  # noqa: E402
+from _harness import StepClock, run_isolated  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 AS_OF = "2021-12-31"  # the simulator's last day
 SEGMENT_FEATURES = ["days_since_last_purchase", "n_orders", "total_spend"]
 
 
-class _Clock:
-    """Wall and CPU seconds per step (the machine is shared: CPU time is the steadier)."""
-
-    def __init__(self):
-        self.steps: dict[str, tuple[float, float]] = {}
-
-    def __call__(self, name, function, *args, **kwargs):
-        wall, cpu = time.perf_counter(), time.process_time()
-        result = function(*args, **kwargs)
-        self.steps[name] = (time.perf_counter() - wall, time.process_time() - cpu)
-        return result
 
 
-def run_isolated(target, *args) -> dict:
-    """``_harness.run_isolated`` that fails loudly if the child dies without a result.
-
-    Seconds, peak RSS (``ru_maxrss`` of a fresh process) and the target's result.
-    """
-    import multiprocessing as mp
-    import queue as queue_module
-
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    process = ctx.Process(target=_child, args=(target, args, queue))
-    process.start()
-    while True:
-        try:
-            out = queue.get(timeout=5)
-            break
-        except queue_module.Empty:
-            if not process.is_alive():
-                raise SystemExit(
-                    f"{target.__name__} died (exit code {process.exitcode}) without a result"
-                ) from None
-    process.join()
-    return out
 
 
 def _segml(path: str, out: str, k: int) -> dict:
@@ -98,7 +64,7 @@ def _segml(path: str, out: str, k: int) -> dict:
     from segml import rfm_summary
     from segml.models import CLVModel, SegmentModel
 
-    clock = _Clock()
+    clock = StepClock()
     log = clock("read Parquet", pd.read_parquet, path)
     rfm = clock("features", rfm_summary, log, as_of=AS_OF, time_unit="D", unit_multiplier=7)
     del log
@@ -128,7 +94,7 @@ def _baseline(path: str, out: str, k: int) -> dict:
         from lifetimes import BetaGeoFitter, GammaGammaFitter
         from lifetimes.utils import summary_data_from_transaction_data
 
-    clock = _Clock()
+    clock = StepClock()
     log = clock("read Parquet", pd.read_parquet, path)
 
     def features(log):
