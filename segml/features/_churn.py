@@ -31,6 +31,7 @@ import pandas as pd
 from segml.features._codes import customer_codes, distinct_periods, sum_by_customer
 from segml.features._rfm import (
     FeatureError,
+    _day,
     _segment_starts,
     _stamps_ns,
     rfm_summary,
@@ -83,17 +84,12 @@ CHURN_FEATURE_DESCRIPTIONS = {
 }
 
 
-def _as_day(value) -> pd.Timestamp:
-    """A date-like as midnight of its day, as :func:`rfm_summary` reads ``as_of``."""
+def _as_day(value, name: str = "as_of") -> pd.Timestamp:
+    """A date-like as midnight of its day, read exactly as :func:`rfm_summary` reads it."""
     try:
-        stamp = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
-        raise ChurnInputError(f"Cannot read {value!r} as a date: {exc}") from None
-    if stamp is pd.NaT:
-        raise ChurnInputError("The date must not be missing (NaT).")
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return stamp.normalize()
+        return pd.Timestamp(_day(value, name))
+    except FeatureError as exc:
+        raise ChurnInputError(str(exc)) from None
 
 
 def _check_datetime(timestamps: pd.Series) -> None:
@@ -203,7 +199,7 @@ def churn_labels(
         )
     horizon_end = as_of + pd.Timedelta(days=int(horizon_days))
     days = _days(transactions["timestamp"])
-    end = days.max() if data_end is None else _as_day(data_end)
+    end = days.max() if data_end is None else _as_day(data_end, "data_end")
     if horizon_end > end:
         raise ChurnInputError(
             f"The horizon runs past the data: as_of {as_of.date()} + horizon_days="
