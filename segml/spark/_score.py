@@ -334,13 +334,18 @@ def _read_raw(spark: SparkSession, path: str | os.PathLike) -> DataFrame:
             )
         return spark.read.parquet(str(path))
     except AnalysisException as exc:
-        if "NANOS" in str(exc):
-            raise SparkInputError(
-                f"{str(path)!r} stores timestamps in nanoseconds, which Spark cannot read "
-                "(pandas writes them by default). Write it with microseconds, e.g. "
-                "df.to_parquet(path, coerce_timestamps='us', allow_truncated_timestamps=True)."
-            ) from None
+        _raise_if_nanoseconds(exc, path)
         raise
+
+
+def _raise_if_nanoseconds(exc: Exception, path) -> None:
+    """Explain Spark's refusal of nanosecond Parquet timestamps (what pandas writes)."""
+    if "NANOS" in str(exc):
+        raise SparkInputError(
+            f"{str(path)!r} stores timestamps in nanoseconds, which Spark cannot read "
+            "(pandas writes them by default). Write it with microseconds, e.g. "
+            "df.to_parquet(path, coerce_timestamps='us', allow_truncated_timestamps=True)."
+        ) from None
 
 
 def read_transactions(
@@ -371,12 +376,7 @@ def read_transactions(
         else:
             frame = spark.read.parquet(str(path))
     except AnalysisException as exc:
-        if "NANOS" in str(exc):
-            raise SparkInputError(
-                f"{str(path)!r} stores timestamps in nanoseconds, which Spark cannot read "
-                "(pandas writes them by default). Write it with microseconds, e.g. "
-                "df.to_parquet(path, coerce_timestamps='us', allow_truncated_timestamps=True)."
-            ) from None
+        _raise_if_nanoseconds(exc, path)
         raise
     mapping = {customer_id: "customer_id", timestamp: "timestamp", amount: "amount"}
     missing = [name for name in mapping if name not in frame.columns]
