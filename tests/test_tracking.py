@@ -253,6 +253,10 @@ def test_runs_commands(store, first_run, second_run):
     assert "segments.n_segments" in diffed.stdout and "segment map:" in diffed.stdout
     missing = runner.invoke(app, ["runs", "--experiment", "nope", "--tracking-uri", uri])
     assert missing.exit_code == 1 and "No experiment named 'nope'" in missing.output
+    wrong = store[0] / "elsewhere" / "mlflow.db"
+    missing = runner.invoke(app, ["runs", "--tracking-uri", f"sqlite:///{wrong}"])
+    assert missing.exit_code == 1 and "No MLflow store at" in " ".join(missing.output.split())
+    assert not wrong.exists()  # listing runs never creates a store
 
 
 def test_a_tracking_server_that_is_down_is_a_clear_error(tmp_path):

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from segml.scoring import SegmentMap
-from segml.tracking._store import TrackingError
+from segml.tracking._store import TrackingError, require_existing_store
 
 __all__ = ["KEY_METRICS", "diff_runs", "runs_table"]
 
@@ -38,6 +38,7 @@ def runs_table(*, tracking_uri: str, experiment_name: str = "segml") -> pd.DataF
     """
     import mlflow
 
+    require_existing_store(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
     experiment = mlflow.get_experiment_by_name(experiment_name)
     if experiment is None:
@@ -89,6 +90,7 @@ def diff_runs(run_a: str, run_b: str, *, tracking_uri: str) -> dict[str, Any]:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    require_existing_store(tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri)
     try:
         a, b = client.get_run(run_a), client.get_run(run_b)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 
-__all__ = ["TrackingError", "check_tracking_uri"]
+__all__ = ["TrackingError", "check_tracking_uri", "require_existing_store"]
 
 
 class TrackingError(RuntimeError):
@@ -41,3 +41,21 @@ def check_tracking_uri(uri: str, *, timeout_seconds: float = 5.0) -> None:
         "http(s)://HOST:PORT (a tracking server). The plain file store (./mlruns) is not "
         "used: MLflow 3 deprecates it."
     )
+
+
+def require_existing_store(uri: str) -> None:
+    """For commands that only read runs: an embedded store must already exist.
+
+    Opening a missing SQLite file would create an empty store and then report
+    "no experiment", which hides a wrong path.
+    """
+    check_tracking_uri(uri)
+    if uri.startswith("sqlite:///"):
+        from pathlib import Path
+
+        database = Path(uri.removeprefix("sqlite:///"))
+        if not database.exists():
+            raise TrackingError(
+                f"No MLflow store at {database.resolve()}: train first (segml train), or "
+                "point --tracking-uri / MLFLOW_TRACKING_URI at the store that holds the runs."
+            )
