@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import time
 import uuid
 import warnings
 from collections.abc import Mapping
@@ -524,17 +523,11 @@ def score_file(
     """
     import mlflow
 
-    from segml.tracking._score import METADATA_COLUMNS, _load_model
+    from segml.tracking._score import METADATA_COLUMNS, Laps, _load_model
     from segml.tracking._score import _as_day as _score_day
 
-    seconds: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[name] = now - clock
-        clock = now
+    lap = Laps()
+    seconds = lap.seconds
 
     out = Path(out)
     out_format = _format_of(out, "output")

@@ -242,6 +242,19 @@ class _Model:
     run_id: str
 
 
+class Laps:
+    """Seconds per step: ``lap("name")`` records the time since the previous lap."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._clock = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = now - self._clock
+        self._clock = now
+
+
 @contextmanager
 def _tracking(uri: str):
     """Use ``uri`` as MLflow's tracking (and default registry) URI for the block.
@@ -316,9 +329,7 @@ def _resolve_registered(uri: str, tracking_uri: str) -> tuple[str, str, str]:
             )
         version = str(aliases[alias])
     elif str(version) not in versions:
-        raise ScoreError(
-            f"The registered model {name!r} has no version {version!r} ({known})."
-        )
+        raise ScoreError(f"The registered model {name!r} has no version {version!r} ({known}).")
     run_id = client.get_model_version(name, version).run_id or ""
     return name, str(version), run_id
 
@@ -399,8 +410,9 @@ def _read_previous(previous: str | os.PathLike, what: str = "previous") -> pd.Da
         if suffix == ".parquet":
             frame = pd.read_parquet(path, columns=wanted)
         else:
-            frame = pd.read_csv(path, usecols=wanted, dtype={"customer_id": str},
-                                keep_default_na=False)
+            frame = pd.read_csv(
+                path, usecols=wanted, dtype={"customer_id": str}, keep_default_na=False
+            )
     except (OSError, ValueError) as exc:
         if isinstance(exc, ScoreError):
             raise
@@ -526,17 +538,13 @@ def score_transactions(
     segml.TransactionsError
         The transactions cannot be read or used (the loader's message).
     """
-    seconds: dict[str, float] = {}
-    clock = time.perf_counter()
+    lap = Laps()
+    seconds = lap.seconds
 
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[name] = now - clock
-        clock = now
-
-    if isinstance(chunk_customers, bool) or not isinstance(chunk_customers, int | np.integer) or (
-        chunk_customers < 1
+    if (
+        isinstance(chunk_customers, bool)
+        or not isinstance(chunk_customers, int | np.integer)
+        or (chunk_customers < 1)
     ):
         raise ScoreError(f"chunk_customers must be a whole number >= 1, got {chunk_customers!r}.")
     out_path = Path(out) if out is not None else None
@@ -583,9 +591,7 @@ def score_transactions(
 
     def score_chunk(start: int, stop: int) -> pd.DataFrame:
         rows = order[offsets[start] : offsets[stop]]
-        features = customer_features(
-            clean.take(rows), as_of=day, windows_days=scorer.windows_days
-        )
+        features = customer_features(clean.take(rows), as_of=day, windows_days=scorer.windows_days)
         missing = [c for c in feature_columns if c not in features.columns]
         if missing:
             raise _missing_features_error(missing, list(features.columns))
