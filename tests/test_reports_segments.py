@@ -40,6 +40,19 @@ def test_tier_shares_pie():
     fig = plot_tier_shares(TIERS)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.texts if "%" in t.get_text()] == ["16.7%", "33.3%", "50.0%"]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["VIP: 16.7% (1)", "regular: 33.3% (2)", "prospect: 50.0% (3)"]
+
+
+def test_thin_slices_are_named_in_the_legend_only():
+    labels = ["VIP"] * 3 + ["regular"] * 100 + ["prospect"] * 23_397
+    ax = plot_tier_shares(pd.Categorical(labels, categories=["VIP", "regular", "prospect"])).axes[0]
+    assert [t.get_text() for t in ax.texts if t.get_text()] == ["99.6%"]  # none on thin slices
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "VIP: 0.0% (3)",
+        "regular: 0.4% (100)",
+        "prospect: 99.6% (23,397)",
+    ]
 
 
 def test_scatter_is_log_log_and_sampled_when_large():

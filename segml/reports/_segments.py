@@ -89,20 +89,46 @@ def plot_tier_shares(
     """
     counts = _counts(labels, order)
     counts = counts[counts > 0]
+    shares = counts / counts.sum()
     fig = Figure(figsize=(6.4, 5.0), layout="constrained")
     ax = fig.add_subplot()
-    ax.pie(
+    wedges, _ = ax.pie(
         counts.to_numpy(),
-        labels=[str(v) for v in counts.index],
-        autopct="%1.1f%%",
         startangle=90,
         counterclock=False,
         colors=[f"C{i % 10}" for i in range(len(counts))],
         wedgeprops={"linewidth": 1, "edgecolor": "white"},
     )
+    # Percentages inside slices big enough to hold them; every tier's name and
+    # share in the legend, so thin slices (a handful of VIPs) never overlap.
+    for wedge, share in zip(wedges, shares, strict=True):
+        if share >= _PIE_LABEL_MIN_SHARE:
+            angle = np.deg2rad((wedge.theta1 + wedge.theta2) / 2)
+            ax.text(
+                0.6 * np.cos(angle),
+                0.6 * np.sin(angle),
+                f"{share:.1%}",
+                ha="center",
+                va="center",
+                color="white",
+                fontweight="bold",
+            )
+    ax.legend(
+        wedges,
+        [
+            f"{label}: {share:.1%} ({count:,})"
+            for label, share, count in zip(counts.index, shares, counts, strict=True)
+        ],
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        frameon=False,
+    )
     ax.set_aspect("equal")
     ax.set_title(title)
     return fig
+
+
+_PIE_LABEL_MIN_SHARE = 0.05
 
 
 def plot_frequency_vs_spend(
