@@ -246,13 +246,38 @@ def test_missing_values_are_refused_with_a_count():
         ["00042", "00007", "10000", "00042", "99999"],
         ["é1", "zz", "e2", "é1", "~~"],  # two bytes each, one of them non-ASCII
         ["12345678", "12345677", "02345678"],  # the full eight bytes
-        ["abc", "ab", "b"],  # mixed widths: the general path
+        ["abc", "ab", "b"],  # mixed widths, compared position by position
+        ["a\x00", "a", "a\x00b", "b"],  # a NUL byte sorts after "the id has ended"
+        ["", "a", ""],
+        ["000000000042", "000000000007", "100000000000"],  # decimal, two 8-digit halves
+        ["1" * 19, "0" * 19, "1" * 18 + "0"],  # too many digits for 64 bits with rows
+        ["x" * 17 + "a", "x" * 17, "y"],  # mixed widths past 16 bytes: hashed
     ],
 )
 def test_customer_codes_follow_the_sorted_order_of_the_ids(ids):
-    from segml.features._rfm import _customer_codes
+    from segml.features._codes import _customer_codes
 
     codes, sorted_ids = _customer_codes(pd.Series(ids, dtype="str"))
-    expected = sorted(set(ids))
+    expected = sorted(set(ids), key=str.encode)  # byte order
     assert sorted_ids.to_pylist() == expected
     assert codes.tolist() == [expected.index(i) for i in ids]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(
+        st.lists(st.integers(0, 10**9).map("{:09d}".format), min_size=1, max_size=40),
+        st.lists(st.integers(0, 10**6).map(str), min_size=1, max_size=40),
+        st.lists(st.text(alphabet="ab0\x00é~", max_size=6), min_size=1, max_size=40),
+        st.lists(st.text(alphabet="abcdefghij", min_size=4, max_size=4), min_size=1),
+    )
+)
+def test_customer_codes_match_sorting_the_ids_on_every_path(ids):
+    """Decimal, mixed-radix and hashed ids: codes are ranks in byte order."""
+    from segml.features._codes import _customer_codes
+
+    codes, sorted_ids = _customer_codes(pd.Series(ids, dtype="str"))
+    expected = sorted(set(ids), key=str.encode)
+    rank = {value: i for i, value in enumerate(expected)}
+    assert sorted_ids.to_pylist() == expected
+    assert codes.tolist() == [rank[i] for i in ids]

@@ -28,11 +28,15 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from segml.features._codes import customer_codes, distinct_periods, sum_by_customer
+from segml.features._codes import (
+    _segment_starts,
+    customer_codes,
+    distinct_periods,
+    sum_by_customer,
+)
 from segml.features._rfm import (
     FeatureError,
     _day,
-    _segment_starts,
     _stamps_ns,
     rfm_summary,
 )

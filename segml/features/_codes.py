@@ -1,10 +1,19 @@
-"""Per-customer reductions on integer customer codes, shared by the feature functions.
+"""Customer ids as integer codes, and per-customer reductions on those codes.
 
-The feature functions group millions of rows by a string ``customer_id``. Hashing
-the ids once into integer codes (see ``segml.features._rfm._customer_codes``: codes
-in sorted-id order) and reducing over contiguous runs of a sorted integer key is
-several times faster than grouping, sorting and reindexing by the strings, and
-the runs come out in sorted-id order, the index of every per-customer table.
+The feature functions group millions of rows by a string ``customer_id``. Turning
+the ids once into integer codes *in sorted-id order* and reducing over integer keys
+is several times faster than grouping, sorting and reindexing by the strings, and
+per-customer results come out in sorted-id order, the index of every per-customer
+table.
+
+How the codes are made (:func:`_customer_codes`): each id is first mapped to an
+unsigned integer whose order is the ids' byte order (:func:`_order_preserving_keys`):
+zero-padded decimal ids by their value, other ids by a mixed-radix number over
+the byte values found at each position. When that integer and the row number fit
+in 64 bits together, one plain integer sort of ``key << row_bits | row`` groups the
+rows of each id in id order (a SIMD sort: about 0.03 s for 3M rows, against 0.15 s
+to hash the ids). Other ids (long, very varied) are hashed, and only the distinct
+ids are sorted.
 """
 
 from __future__ import annotations
@@ -14,10 +23,176 @@ import weakref
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-
-from segml.features._rfm import _customer_codes, _segment_starts
+import pyarrow.compute as pc
 
 __all__ = ["customer_codes", "distinct_periods", "sum_by_customer"]
+
+# Zero-padded decimal ids of up to this many digits are read as numbers.
+_MAX_DECIMAL_DIGITS = 16
+# Ids of varying widths are compared position by position up to this width;
+# longer ones are hashed.
+_MAX_VARYING_WIDTH = 16
+
+
+def _segment_starts(sorted_keys: np.ndarray) -> np.ndarray:
+    """Start positions of the runs of equal values in a sorted array."""
+    if sorted_keys.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
+
+
+def _string_buffers(ids: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
+    """The offsets and bytes of an Arrow string array without nulls, else None."""
+    if ids.null_count:
+        return None
+    if pa.types.is_large_string(ids.type):
+        offset_type = np.int64
+    elif pa.types.is_string(ids.type):
+        offset_type = np.int32
+    else:
+        return None
+    offsets = np.frombuffer(ids.buffers()[1], dtype=offset_type)[
+        ids.offset : ids.offset + len(ids) + 1
+    ].astype(np.int64)
+    data = np.frombuffer(ids.buffers()[2], dtype=np.uint8)
+    return offsets, data
+
+
+def _eight_digits(block: np.ndarray) -> np.ndarray:
+    """The decimal value of each row of an (n, w <= 8) array of ASCII digit bytes.
+
+    SWAR parsing (Lemire 2022, "Parsing eight digits"): the eight digits of a row,
+    read as one little-endian uint64, are combined pairwise by three multiplications
+    instead of eight passes over the rows.
+    """
+    n, width = block.shape
+    padded = np.full((n, 8), ord("0"), dtype=np.uint8)  # leading zeros keep the value
+    padded[:, 8 - width :] = block
+    value = padded.view("<u8").ravel()
+    value -= np.uint64(0x3030303030303030)
+    # Unsigned multiplications wrap around, as the method requires.
+    value = value * np.uint64(10) + (value >> np.uint64(8))
+    mask = np.uint64(0x000000FF000000FF)
+    high = (value >> np.uint64(16)) & mask
+    value &= mask
+    value *= np.uint64(100 + (1_000_000 << 32))
+    high *= np.uint64(1 + (10_000 << 32))
+    value += high
+    value >>= np.uint64(32)
+    return value
+
+
+def _mixed_radix(columns, n: int, max_bits: int) -> np.ndarray | None:
+    """Order-preserving integers from per-position byte columns (None past max_bits).
+
+    Each position contributes the rank of its byte among the byte values that occur
+    there, so ``k`` distinct values cost ``log2(k)`` bits instead of eight, and
+    positions where every id has the same byte cost nothing.
+    """
+    key = np.zeros(n, dtype=np.uint64)
+    radix = 1
+    for column, n_symbols in columns:
+        present = np.bincount(column, minlength=n_symbols) > 0
+        n_present = int(present.sum())
+        if n_present == 1:
+            continue
+        radix *= n_present
+        if radix.bit_length() > max_bits:
+            return None
+        rank = (np.cumsum(present) - 1).astype(np.uint64)
+        key *= np.uint64(n_present)
+        key += rank[column]
+    return key
+
+
+def _order_preserving_keys(ids: pa.Array, max_bits: int) -> np.ndarray | None:
+    """A uint64 per id, below ``2**max_bits``, ordered as the ids' bytes; None if not.
+
+    Equal ids get equal keys and ``key(a) < key(b)`` exactly when ``a < b`` byte by
+    byte (shorter first on a common prefix), which is the sort order of the ids.
+    """
+    buffers = _string_buffers(ids)
+    if buffers is None or len(ids) == 0:
+        return None
+    offsets, data = buffers
+    n = len(ids)
+    lengths = np.diff(offsets)
+    shortest, longest = int(lengths.min()), int(lengths.max())
+    if shortest == longest:  # one width: the bytes are an (n, width) block
+        if longest == 0:
+            return np.zeros(n, dtype=np.uint64)
+        block = data[offsets[0] : offsets[-1]].reshape(n, longest)
+        # Decimal ids of one width sort as their values.
+        if longest <= _MAX_DECIMAL_DIGITS and 10**longest <= 2**max_bits:
+            if ((block - np.uint8(ord("0"))) <= 9).all():
+                if longest <= 8:
+                    return _eight_digits(block)
+                high = _eight_digits(block[:, : longest - 8])
+                return high * np.uint64(10**8) + _eight_digits(block[:, longest - 8 :])
+        return _mixed_radix(((block[:, p], 256) for p in range(longest)), n, max_bits)
+    if longest > _MAX_VARYING_WIDTH:
+        return None
+
+    def position(p: int) -> np.ndarray:
+        # Symbol 0 is "the id has ended", which sorts before every byte (1 + byte).
+        column = np.zeros(n, dtype=np.uint16)
+        longer = lengths > p
+        column[longer] = data[offsets[:-1][longer] + p]
+        column[longer] += 1
+        return column
+
+    return _mixed_radix(((position(p), 257) for p in range(longest)), n, max_bits)
+
+
+def _codes_by_sort(keys: np.ndarray, ids: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    n = len(keys)
+    row_bits = max(1, (n - 1).bit_length())
+    # key << row_bits | row: one sort puts every id's rows together, ids in order.
+    keys <<= np.uint64(row_bits)
+    keys |= np.arange(n, dtype=np.uint64)
+    keys.sort()
+    rows = (keys & np.uint64((1 << row_bits) - 1)).view(np.int64)
+    keys >>= np.uint64(row_bits)
+    first_of_id = np.empty(n, dtype=bool)
+    first_of_id[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=first_of_id[1:])
+    del keys
+    sorted_codes = np.cumsum(first_of_id, dtype=np.int64)
+    sorted_codes -= 1
+    codes = np.empty(n, dtype=np.int64)
+    codes[rows] = sorted_codes
+    # The lowest row of each id is its first in the sorted run (rows break ties).
+    return codes, ids.take(pa.array(rows[first_of_id]))
+
+
+def _codes_by_hash(ids: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    encoded = pc.dictionary_encode(ids)
+    distinct = encoded.dictionary
+    order = pc.array_sort_indices(distinct).to_numpy()
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order), dtype=np.int64)
+    return rank[encoded.indices.to_numpy(zero_copy_only=False)], distinct.take(pa.array(order))
+
+
+def _customer_codes(customer_id: pd.Series) -> tuple[np.ndarray, pa.Array]:
+    """Integer codes whose order is the sorted order of the ids, and the sorted ids.
+
+    Code ``i`` is the ``i``-th distinct id in sorted (byte) order. See the module
+    docstring for how.
+    """
+    # ``pa.array`` on the pandas array (not the Series) is zero-copy for pandas'
+    # Arrow-backed strings; the Series path converts value by value.
+    ids = pa.array(customer_id.astype("str").array)
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    if len(ids) == 0:
+        return np.zeros(0, dtype=np.int64), ids
+    row_bits = max(1, (len(ids) - 1).bit_length())
+    keys = _order_preserving_keys(ids, max_bits=64 - row_bits)
+    if keys is not None:
+        return _codes_by_sort(keys, ids)
+    return _codes_by_hash(ids)
+
 
 # The codes of the last id column seen: (weak reference to its Arrow data, codes,
 # sorted ids); see customer_codes. The tuple is replaced whole, never modified in

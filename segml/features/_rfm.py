@@ -14,18 +14,21 @@ Times are in units of ``time_unit`` divided by ``unit_multiplier``: ``time_unit=
 unit_multiplier=7`` gives continuous weeks (days / 7), the unit of the published
 CDNOW results.
 
-One sort by (customer, period) and segment sums do the work; the arithmetic that
-defines the columns is done in the same order as lifetimes, so ``frequency``,
-``recency`` and ``T`` are bitwise equal to lifetimes' and ``monetary_value`` agrees
-to rounding (about 1e-15 relative).
+The ids become integer codes in sorted-id order (``segml.features._codes``); then
+per-code counts, sums and minima over the rows, plus one plain sort of a
+(customer, period) integer key to find the orders that share a period, do the work;
+nothing else is sorted or gathered. The whole-period arithmetic that defines
+``frequency``, ``recency`` and ``T`` is lifetimes' own, so they are bitwise equal to
+lifetimes'; ``monetary_value`` sums the same amounts in another order and agrees to
+rounding (about 1e-15 relative for positive amounts).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
+
+from segml.features._codes import customer_codes
 
 __all__ = ["CALENDAR_COLUMNS", "LIFETIMES_COLUMNS", "calibration_holdout", "rfm_summary"]
 
@@ -119,70 +122,6 @@ def _stamps_ns(timestamps: pd.Series) -> np.ndarray:
     return timestamps.to_numpy(dtype="datetime64[ns]")
 
 
-def _customer_codes(customer_id: pd.Series) -> tuple[np.ndarray, pa.Array]:
-    """Integer codes whose order is the sorted order of the ids, and the sorted ids.
-
-    Hashing first and sorting only the distinct ids is several times faster than
-    sorting every row's id.
-    """
-    # ``pa.array`` on the pandas array (not the Series) is zero-copy for pandas'
-    # Arrow-backed strings; the Series path converts value by value.
-    ids = pa.array(customer_id.astype("str").array)
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks()
-    as_integers = _fixed_width_integers(ids)
-    if as_integers is not None:
-        # Ids of one width up to 8 bytes (zero-padded numbers, short codes): hash
-        # them as integers whose order is the ids' byte order, about twice as fast.
-        codes, distinct = pd.factorize(as_integers)
-        order = np.argsort(distinct)
-        rank = np.empty(len(order), dtype=np.int64)
-        rank[order] = np.arange(len(order), dtype=np.int64)
-        first_row = np.empty(len(order), dtype=np.int64)
-        first_row[codes[::-1]] = np.arange(len(codes) - 1, -1, -1, dtype=np.int64)
-        return rank[codes], ids.take(pa.array(first_row[order]))
-    encoded = pc.dictionary_encode(ids)
-    distinct = encoded.dictionary
-    order = pc.array_sort_indices(distinct).to_numpy()
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order), dtype=np.int64)
-    return rank[encoded.indices.to_numpy(zero_copy_only=False)], distinct.take(pa.array(order))
-
-
-def _fixed_width_integers(ids: pa.Array) -> np.ndarray | None:
-    """Each id as a uint64 ordered like the id's bytes, when all ids have one width <= 8.
-
-    Returns None for any other column (nulls, mixed widths, longer ids).
-    """
-    if len(ids) == 0 or ids.null_count:
-        return None
-    if pa.types.is_large_string(ids.type):
-        offset_type = np.int64
-    elif pa.types.is_string(ids.type):
-        offset_type = np.int32
-    else:
-        return None
-    offsets = np.frombuffer(ids.buffers()[1], dtype=offset_type)[
-        ids.offset : ids.offset + len(ids) + 1
-    ]
-    width = int(offsets[1] - offsets[0])
-    if not 0 < width <= 8 or not (np.diff(offsets) == width).all():
-        return None
-    data = np.frombuffer(ids.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-    padded = np.zeros((len(ids), 8), dtype=np.uint8)
-    padded[:, :width] = data.reshape(len(ids), width)
-    # Big-endian: the first byte is the most significant, so integer order is the
-    # ids' byte (sort) order; trailing zero padding keeps equal widths comparable.
-    return padded.view(">u8").ravel().astype(np.uint64)
-
-
-def _segment_starts(sorted_keys: np.ndarray) -> np.ndarray:
-    """Start positions of the runs of equal values in a sorted array."""
-    if sorted_keys.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    return np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
-
-
 def rfm_summary(
     transactions: pd.DataFrame,
     *,
@@ -261,50 +200,43 @@ def rfm_summary(
     if not inside.all():
         transactions = transactions.loc[inside]
         stamps, days = stamps[inside], days[inside]
-    codes, sorted_ids = _customer_codes(transactions["customer_id"])
+    codes, sorted_ids = customer_codes(transactions["customer_id"])
     n_customers = len(sorted_ids)
     amounts = transactions["amount"].to_numpy(dtype="float64")
 
-    # Calendar columns straight from the rows, without sorting: counts, sums and
-    # first/last timestamps per customer code.
-    n_orders = np.bincount(codes, minlength=n_customers).astype("int64")
+    # Counts, sums and first/last timestamps per customer code, straight from the
+    # rows: nothing is sorted or gathered along with them.
+    n_orders = np.bincount(codes, minlength=n_customers)
     first_purchase = np.full(n_customers, np.iinfo(np.int64).max)
     np.minimum.at(first_purchase, codes, stamps)
     last_purchase = np.full(n_customers, np.iinfo(np.int64).min)
     np.maximum.at(last_purchase, codes, stamps)
     first_day = first_purchase // _NS_PER_DAY
     last_day = last_purchase // _NS_PER_DAY
+    first_p = _period_of_day(first_day, time_unit)
+    last_p = _period_of_day(last_day, time_unit)
 
-    # One sort by (customer, period) puts every customer's periods together in time
-    # order; the lifetimes columns are then segment reductions over contiguous runs.
+    # Purchase periods: a customer's orders in one period count once. Sorting one
+    # integer key per row, (customer, period), puts equal pairs next to each other;
+    # every row equal to its predecessor is a repeat order in a counted period.
     periods = _period_of_day(days, time_unit)
     first_possible = int(periods.min())
     span = as_of_period - first_possible + 1
     keys = codes * span
     keys += periods
     keys -= first_possible
-    # Unstable sort: ties are rows of one customer-period, whose amounts are summed;
-    # only the last bit of such a sum can depend on their order (3x faster than stable).
-    order = np.argsort(keys)
-    keys, amounts = keys[order], amounts[order]
+    keys.sort()
+    same_period = keys[1:] == keys[:-1]
+    n_periods = n_orders - np.bincount(keys[1:][same_period] // span, minlength=n_customers)
 
-    period_starts = _segment_starts(keys)  # one run per (customer, period)
-    period_amounts = np.add.reduceat(amounts, period_starts)
-    period_keys = keys[period_starts]
-    period_customer = period_keys // span
-    period_number = period_keys % span + first_possible
-
-    customer_starts = _segment_starts(period_customer)  # first period of each customer
-    customer_ends = np.append(customer_starts[1:], period_keys.size) - 1
-    n_periods = np.diff(np.append(customer_starts, period_keys.size))
-    first_p = period_number[customer_starts]
-    last_p = period_number[customer_ends]
-    # Repeat-period amounts summed in time order with the first period left out,
-    # as lifetimes' mean over the non-first periods.
-    repeat_amounts = period_amounts.copy()
-    repeat_amounts[customer_starts] = 0.0
-    repeat_sum = np.add.reduceat(repeat_amounts, customer_starts)
-    total_spend = np.add.reduceat(period_amounts, customer_starts)
+    # lifetimes' monetary value is the mean over the periods after the first of the
+    # period sums, i.e. the repeat periods' orders summed and divided by their count.
+    # Summing rows in row order instead of period by period changes only rounding.
+    in_first_period = periods == first_p[codes]
+    repeat_sum = np.bincount(
+        codes, weights=np.where(in_first_period, 0.0, amounts), minlength=n_customers
+    )
+    total_spend = np.bincount(codes, weights=amounts, minlength=n_customers)
 
     frequency = (n_periods - 1).astype("float64")
     # Same arithmetic as lifetimes: whole periods as float, then / freq_multiplier.
