@@ -358,7 +358,9 @@ def churn_features(
             "pass only the CLV model's outputs (e.g. CLVModel.predict(rfm))."
         )
     columns.update(behaviour)
-    return pd.DataFrame(columns, index=customers)
+    # copy=False: the arrays are this call's own; consolidating ~25 of them into one
+    # block would copy every feature once more (0.4 s for a million customers).
+    return pd.DataFrame(columns, index=customers, copy=False)
 
 
 def _check_windows(windows_days: Sequence[int]) -> list[int]:

@@ -284,9 +284,16 @@ def distinct_periods(codes: np.ndarray, periods: np.ndarray) -> tuple[np.ndarray
     span = int(periods.max()) - first + 1
     # One integer key per row orders by (customer, period); a plain sort of the keys
     # (no argsort, nothing else is carried along) is the cheapest way to group them.
-    keys = np.sort(codes * span + (periods - first))
-    keys = keys[_segment_starts(keys)]
-    return keys // span, keys % span + first
+    keys = codes * span
+    keys += periods
+    keys -= first
+    keys.sort()
+    first_of_pair = np.empty(keys.size, dtype=bool)
+    first_of_pair[:1] = True
+    np.not_equal(keys[1:], keys[:-1], out=first_of_pair[1:])
+    customer, period = np.divmod(keys[first_of_pair], span)
+    period += first
+    return customer, period
 
 
 def sum_by_customer(

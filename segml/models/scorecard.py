@@ -178,7 +178,14 @@ def repurchase_rate(transactions: pd.DataFrame, *, as_of) -> pd.Series:
     # Calendar months of the timestamps' own wall clock (what ``.dt.month`` reads),
     # numbered from 1970-01; only differences of month numbers are used.
     wall = stamps.dt.tz_localize(None) if stamps.dt.tz is not None else stamps
-    month = wall.to_numpy()[keep].astype("datetime64[M]").astype("int64")
+    day = wall.to_numpy()[keep].astype("datetime64[D]").astype("int64")
+    # Months through a table over the days the log spans: a calendar conversion per
+    # row (astype("datetime64[M]")) costs five times more than one lookup.
+    first_day = int(day.min())
+    day_to_month = (
+        np.arange(first_day, int(day.max()) + 1).astype("datetime64[D]").astype("datetime64[M]")
+    ).astype("int64")
+    month = day_to_month[day - first_day]
     as_of_month = (as_of_day.year - 1970) * 12 + as_of_day.month - 1
     codes, sorted_ids = customer_codes(ids if keep.all() else ids[keep])
     customer, months = distinct_periods(codes, month)
