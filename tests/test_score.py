@@ -71,8 +71,11 @@ def registered(store):
         "clv": {"time_unit": "W"},
         "segments": {"n_segments": 4, "random_state": 0},
         "churn": {"random_state": 0},
-        "run": {"as_of": AS_OF, "experiment_name": "segml-score-test",
-                "registered_model_name": MODEL_NAME},
+        "run": {
+            "as_of": AS_OF,
+            "experiment_name": "segml-score-test",
+            "registered_model_name": MODEL_NAME,
+        },
     }
     return train(config, tracking_uri=uri, export=folder / "models" / "nightly")
 
@@ -100,8 +103,9 @@ def assert_same_scores(got: pd.DataFrame, expected: pd.DataFrame, *, rtol: float
 
 
 def read_csv(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, dtype={"customer_id": str, "model_version": str, "run_id": str},
-                       keep_default_na=False)
+    return pd.read_csv(
+        path, dtype={"customer_id": str, "model_version": str, "run_id": str}, keep_default_na=False
+    )
 
 
 def temp_files(folder: Path) -> list[str]:
@@ -127,8 +131,9 @@ def test_scores_equal_the_scorer_through_the_exported_pyfunc(
     assert temp_files(tmp_path) == []
 
 
-def test_python_twin_takes_a_dataframe_and_returns_the_scores(model_dir, cdnow_sample, fitted,
-                                                              clean):
+def test_python_twin_takes_a_dataframe_and_returns_the_scores(
+    model_dir, cdnow_sample, fitted, clean
+):
     result = score_transactions(model_dir, cdnow_sample, as_of=pd.Timestamp(AS_OF))
     assert list(result.scores.columns) == list(SCORE_COLUMNS)
     assert_same_scores(result.scores, expected_scores(fitted, clean))
@@ -139,7 +144,10 @@ def test_chunked_equals_unchunked_row_by_row(model_dir, cdnow_sample):
     whole = score_transactions(model_dir, cdnow_sample, as_of=AS_OF).scores
     seen = []
     chunked = score_transactions(
-        model_dir, cdnow_sample, as_of=AS_OF, chunk_customers=301,
+        model_dir,
+        cdnow_sample,
+        as_of=AS_OF,
+        chunk_customers=301,
         on_progress=lambda done, total: seen.append((done, total)),
     ).scores
     pd.testing.assert_frame_equal(chunked, whole)
@@ -158,14 +166,27 @@ def test_transactions_after_as_of_are_ignored(model_dir, cdnow_sample):
 
 # ------------------------------------------------------------------- registry and CLI
 @pytest.mark.parametrize("reference", ["@candidate", "/1"])
-def test_registered_model_by_alias_and_version(tmp_path, store, raw_csv, registered, clean,
-                                               reference):
+def test_registered_model_by_alias_and_version(
+    tmp_path, store, raw_csv, registered, clean, reference
+):
     _, uri = store
     out = tmp_path / "scores.csv"
-    result = runner.invoke(app, [
-        "score", "--model", f"models:/{MODEL_NAME}{reference}", "--transactions", str(raw_csv),
-        "--as-of", AS_OF, "--out", str(out), "--tracking-uri", uri,
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "score",
+            "--model",
+            f"models:/{MODEL_NAME}{reference}",
+            "--transactions",
+            str(raw_csv),
+            "--as-of",
+            AS_OF,
+            "--out",
+            str(out),
+            "--tracking-uri",
+            uri,
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == str(out)
     scores = read_csv(out)
@@ -176,24 +197,45 @@ def test_registered_model_by_alias_and_version(tmp_path, store, raw_csv, registe
     assert set(scores["run_id"]) == {registered.run_id}
 
 
-def test_tracking_uri_comes_from_the_environment(tmp_path, store, raw_csv, registered,
-                                                 monkeypatch):
+def test_tracking_uri_comes_from_the_environment(tmp_path, store, raw_csv, registered, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store[1])
     out = tmp_path / "scores.parquet"
-    result = runner.invoke(app, [
-        "score", "--model", f"models:/{MODEL_NAME}@candidate", "--transactions", str(raw_csv),
-        "--as-of", AS_OF, "--out", str(out),
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "score",
+            "--model",
+            f"models:/{MODEL_NAME}@candidate",
+            "--transactions",
+            str(raw_csv),
+            "--as-of",
+            AS_OF,
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert set(pd.read_parquet(out)["model_version"]) == {"1"}
 
 
 def test_csv_and_parquet_hold_the_same_table(tmp_path, raw_csv, model_dir):
     for name in ("scores.csv", "scores.parquet"):
-        result = runner.invoke(app, [
-            "score", "--model", str(model_dir), "--transactions", str(raw_csv),
-            "--as-of", AS_OF, "--out", str(tmp_path / name), "--chunk-customers", "1000",
-        ])
+        result = runner.invoke(
+            app,
+            [
+                "score",
+                "--model",
+                str(model_dir),
+                "--transactions",
+                str(raw_csv),
+                "--as-of",
+                AS_OF,
+                "--out",
+                str(tmp_path / name),
+                "--chunk-customers",
+                "1000",
+            ],
+        )
         assert result.exit_code == 0, result.output
     csv = read_csv(tmp_path / "scores.csv")
     parquet = pd.read_parquet(tmp_path / "scores.parquet")
@@ -207,54 +249,111 @@ def test_csv_and_parquet_hold_the_same_table(tmp_path, raw_csv, model_dir):
 
 def test_column_mapping_options(tmp_path, cdnow_sample, model_dir, fitted, clean):
     source = tmp_path / "renamed.parquet"
-    cdnow_sample.rename(columns={"customer_id": "client", "timestamp": "date",
-                                 "amount": "value"}).to_parquet(source)
+    cdnow_sample.rename(
+        columns={"customer_id": "client", "timestamp": "date", "amount": "value"}
+    ).to_parquet(source)
     out = tmp_path / "scores.parquet"
-    result = runner.invoke(app, [
-        "score", "--model", str(model_dir), "--transactions", str(source), "--as-of", AS_OF,
-        "--out", str(out), "--customer-id", "client", "--timestamp", "date", "--amount", "value",
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "score",
+            "--model",
+            str(model_dir),
+            "--transactions",
+            str(source),
+            "--as-of",
+            AS_OF,
+            "--out",
+            str(out),
+            "--customer-id",
+            "client",
+            "--timestamp",
+            "date",
+            "--amount",
+            "value",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert_same_scores(pd.read_parquet(out), expected_scores(fitted, clean))
 
 
-def test_config_cleans_the_log_as_training_did(tmp_path, raw_csv, model_dir, fitted,
-                                               cdnow_sample):
+def test_config_cleans_the_log_as_training_did(tmp_path, raw_csv, model_dir, fitted, cdnow_sample):
     config = tmp_path / "run.yaml"
     config.write_text("data:\n  source: cdnow\ntransactions:\n  drop_duplicates: false\n")
     out = tmp_path / "scores.parquet"
-    result = runner.invoke(app, [
-        "score", "--model", str(model_dir), "--transactions", str(raw_csv), "--as-of", AS_OF,
-        "--out", str(out), "--config", str(config),
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "score",
+            "--model",
+            str(model_dir),
+            "--transactions",
+            str(raw_csv),
+            "--as-of",
+            AS_OF,
+            "--out",
+            str(out),
+            "--config",
+            str(config),
+        ],
+    )
     assert result.exit_code == 0, result.output
     kept = load_transactions(cdnow_sample, drop_duplicates=False)[0]
     assert_same_scores(pd.read_parquet(out), expected_scores(fitted, kept))
     config.write_text("data:\n  source: cdnow\ntransactions:\n  customer_id: client\n")
-    result = runner.invoke(app, [
-        "score", "--model", str(model_dir), "--transactions", str(raw_csv), "--as-of", AS_OF,
-        "--out", str(out), "--config", str(config),
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "score",
+            "--model",
+            str(model_dir),
+            "--transactions",
+            str(raw_csv),
+            "--as-of",
+            AS_OF,
+            "--out",
+            str(out),
+            "--config",
+            str(config),
+        ],
+    )
     assert result.exit_code == 1 and "['client'] not found" in " ".join(result.output.split())
 
 
 # ------------------------------------------------------------------------ migration
-def test_previous_scoring_writes_tier_and_segment_migration(tmp_path, raw_csv, model_dir,
-                                                           fitted, clean):
+def test_previous_scoring_writes_tier_and_segment_migration(
+    tmp_path, raw_csv, model_dir, fitted, clean
+):
     current = expected_scores(fitted, clean).set_index("customer_id")
     first, second = current.index[0], current.index[1]
-    previous = pd.DataFrame({
-        "customer_id": [first, second, "ghost"],
-        "tier": ["VIP", "prospect", "regular"],
-        "segment": [0, 3, 1],
-    })
+    previous = pd.DataFrame(
+        {
+            "customer_id": [first, second, "ghost"],
+            "tier": ["VIP", "prospect", "regular"],
+            "segment": [0, 3, 1],
+        }
+    )
     old = tmp_path / "last_night.csv"
     previous.to_csv(old, index=False)
     out = tmp_path / "tonight.parquet"
-    result = runner.invoke(app, [
-        "score", "--model", str(model_dir), "--transactions", str(raw_csv), "--as-of", AS_OF,
-        "--out", str(out), "--previous", str(old), "--chunk-customers", "700",
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "score",
+            "--model",
+            str(model_dir),
+            "--transactions",
+            str(raw_csv),
+            "--as-of",
+            AS_OF,
+            "--out",
+            str(out),
+            "--previous",
+            str(old),
+            "--chunk-customers",
+            "700",
+        ],
+    )
     assert result.exit_code == 0, result.output
     tier = pd.read_csv(tmp_path / "tonight.migration_tier.csv", index_col=0)
     assert list(tier.columns) == ["VIP", "regular", "prospect", "(lost)"]
@@ -271,11 +370,16 @@ def test_previous_scoring_writes_tier_and_segment_migration(tmp_path, raw_csv, m
     assert segment.loc["(new)"].sum() == len(current) - 2
     # The same from the Python twin, from a Parquet previous scoring, without an output.
     previous.to_parquet(tmp_path / "last_night.parquet")
-    twin = score_transactions(model_dir, clean, as_of=AS_OF,
-                              previous=tmp_path / "last_night.parquet")
-    pd.testing.assert_frame_equal(twin.migration["tier"], tier.rename_axis(
-        index="previous", columns="current"), check_index_type=False, check_column_type=False,
-        check_dtype=False)
+    twin = score_transactions(
+        model_dir, clean, as_of=AS_OF, previous=tmp_path / "last_night.parquet"
+    )
+    pd.testing.assert_frame_equal(
+        twin.migration["tier"],
+        tier.rename_axis(index="previous", columns="current"),
+        check_index_type=False,
+        check_column_type=False,
+        check_dtype=False,
+    )
 
 
 def test_the_output_can_be_its_own_previous_scoring(tmp_path, model_dir, cdnow_sample):
@@ -290,13 +394,29 @@ def test_the_output_can_be_its_own_previous_scoring(tmp_path, model_dir, cdnow_s
     assert tier.drop(index="(new)").sum(axis=1).sum() == len(last_night)
     assert tier.loc["(new)"].sum() == len(tonight) - len(last_night)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "latest.migration_segment.csv", "latest.migration_tier.csv", "latest.parquet"]
+        "latest.migration_segment.csv",
+        "latest.migration_tier.csv",
+        "latest.parquet",
+    ]
 
 
 # ---------------------------------------------------------------------------- errors
 def score_cli(*args: str, out: Path, model: str, transactions: str, as_of: str = AS_OF):
-    return runner.invoke(app, ["score", "--model", model, "--transactions", transactions,
-                               "--as-of", as_of, "--out", str(out), *args])
+    return runner.invoke(
+        app,
+        [
+            "score",
+            "--model",
+            model,
+            "--transactions",
+            transactions,
+            "--as-of",
+            as_of,
+            "--out",
+            str(out),
+            *args,
+        ],
+    )
 
 
 @pytest.fixture
@@ -316,79 +436,107 @@ def assert_failed(result, old_output: Path, *needles: str, code: int = 1) -> Non
     assert temp_files(old_output.parent) == []
 
 
-def test_unknown_registered_model_lists_the_registered_ones(old_output, store, raw_csv,
-                                                            registered):
-    result = score_cli("--tracking-uri", store[1], out=old_output, model="models:/nope@champion",
-                       transactions=str(raw_csv))
-    assert_failed(result, old_output, "No registered model named 'nope'",
-                  f"registered models: {MODEL_NAME}")
+def test_unknown_registered_model_lists_the_registered_ones(old_output, store, raw_csv, registered):
+    result = score_cli(
+        "--tracking-uri",
+        store[1],
+        out=old_output,
+        model="models:/nope@champion",
+        transactions=str(raw_csv),
+    )
+    assert_failed(
+        result, old_output, "No registered model named 'nope'", f"registered models: {MODEL_NAME}"
+    )
 
 
-def test_unknown_alias_or_version_lists_those_that_exist(old_output, store, raw_csv,
-                                                        registered):
+def test_unknown_alias_or_version_lists_those_that_exist(old_output, store, raw_csv, registered):
     for reference, needle in (("@champion", "no alias 'champion'"), ("/7", "no version '7'")):
-        result = score_cli("--tracking-uri", store[1], out=old_output,
-                           model=f"models:/{MODEL_NAME}{reference}", transactions=str(raw_csv))
-        assert_failed(result, old_output, needle, "aliases: @candidate -> version 1",
-                      "versions: 1")
+        result = score_cli(
+            "--tracking-uri",
+            store[1],
+            out=old_output,
+            model=f"models:/{MODEL_NAME}{reference}",
+            transactions=str(raw_csv),
+        )
+        assert_failed(result, old_output, needle, "aliases: @candidate -> version 1", "versions: 1")
 
 
 def test_a_folder_without_a_model_is_named(old_output, tmp_path, raw_csv):
     result = score_cli(out=old_output, model=str(tmp_path / "nowhere"), transactions=str(raw_csv))
-    assert_failed(result, old_output, f"No MLflow model at {tmp_path / 'nowhere'}",
-                  "segml train --export")
+    assert_failed(
+        result, old_output, f"No MLflow model at {tmp_path / 'nowhere'}", "segml train --export"
+    )
 
 
-def test_transactions_lacking_a_column_the_model_needs(old_output, tmp_path, cdnow_sample,
-                                                       model_dir):
+def test_transactions_lacking_a_column_the_model_needs(
+    old_output, tmp_path, cdnow_sample, model_dir
+):
     source = tmp_path / "no_quantity.csv"
     cdnow_sample.drop(columns="quantity").to_csv(source, index=False)
     result = score_cli(out=old_output, model=str(model_dir), transactions=str(source))
-    assert_failed(result, old_output, "needs 3 feature(s)", "quantity_total",
-                  "the transactions need one too")
+    assert_failed(
+        result, old_output, "needs 3 feature(s)", "quantity_total", "the transactions need one too"
+    )
 
 
 def test_as_of_before_the_data(old_output, raw_csv, model_dir):
-    result = score_cli(out=old_output, model=str(model_dir), transactions=str(raw_csv),
-                       as_of="1990-01-01")
-    assert_failed(result, old_output, "as_of 1990-01-01 is before the first transaction "
-                  "(1997-01-01): no customer is known then", "on or after 1997-01-01")
+    result = score_cli(
+        out=old_output, model=str(model_dir), transactions=str(raw_csv), as_of="1990-01-01"
+    )
+    assert_failed(
+        result,
+        old_output,
+        "as_of 1990-01-01 is before the first transaction (1997-01-01): no customer is known then",
+        "on or after 1997-01-01",
+    )
 
 
 def test_nothing_left_to_score(old_output, tmp_path, model_dir):
     source = tmp_path / "zeros.csv"
-    pd.DataFrame({"customer_id": ["a", "b"], "timestamp": ["1997-01-01", "1997-02-01"],
-                  "amount": [0, 0], "quantity": [1, 1]}).to_csv(source, index=False)
+    pd.DataFrame(
+        {
+            "customer_id": ["a", "b"],
+            "timestamp": ["1997-01-01", "1997-02-01"],
+            "amount": [0, 0],
+            "quantity": [1, 1],
+        }
+    ).to_csv(source, index=False)
     result = score_cli(out=old_output, model=str(model_dir), transactions=str(source))
     assert_failed(result, old_output, "No transactions left after cleaning", "zero_amount: 2")
 
 
 def test_unreadable_transactions_give_the_loader_error(old_output, tmp_path, raw_csv, model_dir):
-    result = score_cli(out=old_output, model=str(model_dir),
-                       transactions=str(tmp_path / "missing.csv"))
+    result = score_cli(
+        out=old_output, model=str(model_dir), transactions=str(tmp_path / "missing.csv")
+    )
     assert_failed(result, old_output, "No file at", "missing.csv")
-    result = score_cli("--customer-id", "client", out=old_output, model=str(model_dir),
-                       transactions=str(raw_csv))
+    result = score_cli(
+        "--customer-id", "client", out=old_output, model=str(model_dir), transactions=str(raw_csv)
+    )
     assert_failed(result, old_output, "Required column(s) ['client'] not found")
 
 
 def test_bad_previous_scoring(old_output, tmp_path, raw_csv, model_dir):
     previous = tmp_path / "old.csv"
     pd.DataFrame({"customer_id": ["a"], "tier": ["VIP"]}).to_csv(previous, index=False)
-    result = score_cli("--previous", str(previous), out=old_output, model=str(model_dir),
-                       transactions=str(raw_csv))
+    result = score_cli(
+        "--previous", str(previous), out=old_output, model=str(model_dir), transactions=str(raw_csv)
+    )
     assert_failed(result, old_output, "lacks the column(s) ['segment']")
 
 
 def test_usage_errors_exit_2(old_output, raw_csv, model_dir):
-    result = score_cli(out=old_output.with_suffix(".xlsx"), model=str(model_dir),
-                       transactions=str(raw_csv))
+    result = score_cli(
+        out=old_output.with_suffix(".xlsx"), model=str(model_dir), transactions=str(raw_csv)
+    )
     assert_failed(result, old_output, "must end in .parquet or .csv", code=2)
-    result = score_cli("--chunk-customers", "0", out=old_output, model=str(model_dir),
-                       transactions=str(raw_csv))
+    result = score_cli(
+        "--chunk-customers", "0", out=old_output, model=str(model_dir), transactions=str(raw_csv)
+    )
     assert_failed(result, old_output, code=2)
-    result = score_cli("--engine", "dask", out=old_output, model=str(model_dir),
-                       transactions=str(raw_csv))
+    result = score_cli(
+        "--engine", "dask", out=old_output, model=str(model_dir), transactions=str(raw_csv)
+    )
     assert_failed(result, old_output, code=2)
     with pytest.raises(ScoreError, match=r"must end in \.parquet or \.csv"):
         score_transactions(model_dir, raw_csv, as_of=AS_OF, out=old_output.with_suffix(".json"))
@@ -399,8 +547,9 @@ def test_usage_errors_exit_2(old_output, raw_csv, model_dir):
     reason="the Spark extra is installed",
 )
 def test_spark_engine_without_the_extra_says_how_to_install(old_output, raw_csv, model_dir):
-    result = score_cli("--engine", "spark", out=old_output, model=str(model_dir),
-                       transactions=str(raw_csv))
+    result = score_cli(
+        "--engine", "spark", out=old_output, model=str(model_dir), transactions=str(raw_csv)
+    )
     assert_failed(result, old_output, 'pip install -e ".[spark]"')
 
 
@@ -415,9 +564,7 @@ def test_atomic_output_keeps_the_old_file_when_writing_fails(tmp_path):
     assert temp_files(tmp_path) == []
 
 
-def test_a_killed_run_leaves_the_previous_output_then_a_full_run_replaces_it(
-    tmp_path, model_dir
-):
+def test_a_killed_run_leaves_the_previous_output_then_a_full_run_replaces_it(tmp_path, model_dir):
     log = simulate_transactions(4000, seed=3).assign(quantity=1)
     source = tmp_path / "log.parquet"
     log.to_parquet(source)
@@ -425,16 +572,30 @@ def test_a_killed_run_leaves_the_previous_output_then_a_full_run_replaces_it(
     score_transactions(model_dir, source, as_of="2021-06-30", out=out)
     before = out.read_bytes()
 
-    command = [sys.executable, "-c", "from segml.cli import app; app()", "score",
-               "--model", str(model_dir), "--transactions", str(source),
-               "--as-of", "2021-12-31", "--out", str(out), "--chunk-customers", "100"]
+    command = [
+        sys.executable,
+        "-c",
+        "from segml.cli import app; app()",
+        "score",
+        "--model",
+        str(model_dir),
+        "--transactions",
+        str(source),
+        "--as-of",
+        "2021-12-31",
+        "--out",
+        str(out),
+        "--chunk-customers",
+        "100",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     written = []
     try:
         while process.poll() is None and time.monotonic() < deadline:
-            written = [p for p in tmp_path.glob(".scores.parquet.*.tmp")
-                       if p.stat().st_size > 4]  # more than the Parquet magic: rows are in
+            written = [
+                p for p in tmp_path.glob(".scores.parquet.*.tmp") if p.stat().st_size > 4
+            ]  # more than the Parquet magic: rows are in
             if written:
                 break
             time.sleep(0.01)
@@ -447,8 +608,20 @@ def test_a_killed_run_leaves_the_previous_output_then_a_full_run_replaces_it(
     assert sorted(p.name for p in tmp_path.glob("*.parquet")) == ["log.parquet", "scores.parquet"]
     assert len(temp_files(tmp_path)) == 1  # the killed run's hidden temp file, not the output
 
-    result = runner.invoke(app, ["score", "--model", str(model_dir), "--transactions",
-                                 str(source), "--as-of", "2021-12-31", "--out", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "score",
+            "--model",
+            str(model_dir),
+            "--transactions",
+            str(source),
+            "--as-of",
+            "2021-12-31",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     scores = pd.read_parquet(out)
     assert len(scores) == log["customer_id"].nunique()
