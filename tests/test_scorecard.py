@@ -356,6 +356,32 @@ def test_tables_within_groups(config):
     assert scores.index.tolist() == ["a", "b"]
 
 
+def test_predict_gives_the_tiers_of_score_with_and_without_groups(card, config):
+    # predict grades without building the band columns; it must agree with score.
+    retail = copy.deepcopy(config["criteria"])
+    retail[1]["bands"] = [
+        {"label": "high", "lower": 1_000, "points": 5},
+        {"label": "low", "upper": 1_000, "points": 1},
+    ]
+    grouped = TierScorecard(
+        **config, group_column="industry", groups={"retail": {"criteria": retail}}
+    )
+    customers = _customers(
+        [
+            ("a", 60, 365, 12_000.0, 0.9),
+            ("b", 1, 30, 1_000.0, 0.0),
+            ("c", 36, 365, 7_500.0, 0.55),
+            ("d", 1, 30, 1_000.0, 0.0),
+        ]
+    )
+    customers["industry"] = ["tech", "retail", "retail", "tech"]
+    for scorecard in (card, grouped):
+        tiers = scorecard.predict(customers)
+        pd.testing.assert_series_equal(tiers, scorecard.score(customers)["tier"])
+    assert grouped.predict(customers).tolist() == ["VIP", "regular", "regular", "prospect"]
+    assert list(tiers.cat.categories) == ["VIP", "regular", "prospect"] and tiers.cat.ordered
+
+
 def test_group_tables_must_keep_names(config):
     renamed = copy.deepcopy(config["criteria"])
     renamed[0]["name"] = "orders"

@@ -435,8 +435,38 @@ class TierScorecard(BaseEstimator):
         default = self._parse()
         tables = self._parse_groups(default)
         require_frame(customers, "TierScorecard.score")
+        parts = self._by_group(customers, default, tables, self._score_with)
+        if len(parts) == 1:
+            return parts[0][1]
+        out = pd.concat([part.set_axis(rows) for rows, part in parts]).sort_index()
+        out.index = customers.index
+        return out
+
+    def predict(self, customers: pd.DataFrame) -> pd.Series:
+        """The tier of each customer (categorical, best first), indexed like ``customers``.
+
+        The same tiers as ``score(customers)["tier"]``, without building the band and
+        points columns (they were 0.4 s of the 0.6 s ``score`` took on 1M customers).
+        """
+        default = self._parse()
+        tables = self._parse_groups(default)
+        require_frame(customers, "TierScorecard.predict")
+        parts = self._by_group(
+            customers, default, tables, lambda part, *table: self._grade(part, *table)[2]
+        )
+        if len(parts) == 1:
+            codes = parts[0][1]
+        else:
+            codes = np.empty(len(customers), dtype="int64")
+            for rows, part_codes in parts:
+                codes[rows] = part_codes
+        tier = pd.Categorical.from_codes(codes, categories=default[2], ordered=True)
+        return pd.Series(tier, index=customers.index, name="tier")
+
+    def _by_group(self, customers, default, tables, function) -> list[tuple[Any, Any]]:
+        """``[(rows, function(part, *table))]`` per group; ``rows`` is None without groups."""
         if not tables:
-            return self._score_with(customers, *default)
+            return [(None, function(customers, *default))]
         if self.group_column not in customers.columns:
             raise SegmentInputError(
                 f"group_column {self.group_column!r} is not a column of the customer table "
@@ -446,14 +476,23 @@ class TierScorecard(BaseEstimator):
         parts = []
         for key in pd.unique(group):
             rows = np.flatnonzero(group == key)
-            part = self._score_with(customers.iloc[rows], *tables.get(key, default))
-            parts.append(part.set_axis(rows))
-        out = pd.concat(parts).sort_index()
-        out.index = customers.index
-        return out
+            parts.append((rows, function(customers.iloc[rows], *tables.get(key, default))))
+        return parts
 
-    def _score_with(self, customers, criteria, tier_bands, tier_labels) -> pd.DataFrame:
-        out = {}
+    def _grade(self, customers, criteria, tier_bands, tier_labels):
+        """Measures, bands and points per criterion, the total, and the tier codes.
+
+        Returns
+        -------
+        graded : list of (criterion, values, band, points)
+            ``band`` indexes ``criterion.bands`` (lowest first), or is
+            ``len(criterion.bands)`` where the measure is missing.
+        total : numpy.ndarray
+            Total points.
+        codes : numpy.ndarray of int
+            Position of each customer's tier in ``tier_labels`` (best first).
+        """
+        graded = []
         total = np.zeros(len(customers))
         for criterion in criteria:
             values = self._measure(customers, criterion)
@@ -464,24 +503,32 @@ class TierScorecard(BaseEstimator):
                     f"{int(missing.sum())} customer(s); fill it or set missing_points for this "
                     "criterion in the config."
                 )
-            index = assign_bands(np.where(missing, 0.0, values), criterion.bands)
-            labels = np.array([b.label for b in criterion.bands], dtype=object)[index]
-            points = np.array([b.points for b in criterion.bands])[index]
-            labels[missing] = "missing"
+            band = assign_bands(np.where(missing, 0.0, values), criterion.bands)
+            points = np.array([b.points for b in criterion.bands])[band]
             points = np.where(missing, criterion.missing_points or 0.0, points)
-            out[criterion.name] = values
-            out[f"{criterion.name}_band"] = labels
-            out[f"{criterion.name}_points"] = points
+            band[missing] = len(criterion.bands)
+            graded.append((criterion, values, band, points))
             total += points
-        tier_index = assign_bands(total, tier_bands)
-        tier = np.array([b.label for b in tier_bands], dtype=object)[tier_index]
-        out["total_points"] = total
-        out["tier"] = pd.Categorical(tier, categories=tier_labels, ordered=True)
-        return pd.DataFrame(out, index=customers.index)
+        # tier_bands are sorted lowest first, tier_labels best first.
+        code_of_band = np.array([tier_labels.index(b.label) for b in tier_bands])
+        return graded, total, code_of_band[assign_bands(total, tier_bands)]
 
-    def predict(self, customers: pd.DataFrame) -> pd.Series:
-        """The tier of each customer (categorical, best first), indexed like ``customers``."""
-        return self.score(customers)["tier"]
+    def _score_with(self, customers, criteria, tier_bands, tier_labels) -> pd.DataFrame:
+        graded, total, codes = self._grade(customers, criteria, tier_bands, tier_labels)
+        out = {}
+        for criterion, values, band, points in graded:
+            labels = [b.label for b in criterion.bands] + ["missing"]
+            out[criterion.name] = values
+            # Taking from the few labels, rather than building one Python string per
+            # customer that pandas then converts, is ~5x faster on 1M customers. The
+            # Index infers the labels' dtype as the DataFrame would.
+            out[f"{criterion.name}_band"] = (
+                pd.Index(np.array(labels, dtype=object)).take(band).array
+            )
+            out[f"{criterion.name}_points"] = points
+        out["total_points"] = total
+        out["tier"] = pd.Categorical.from_codes(codes, categories=tier_labels, ordered=True)
+        return pd.DataFrame(out, index=customers.index)
 
     def definitions(self) -> dict[str, dict[str, Any]]:
         """Each tier's rule in words, for :func:`segml.scoring.build_segment_map`.
