@@ -22,7 +22,8 @@ from typer.testing import CliRunner
 
 from segml.cli import app
 from segml.datasets import simulate_transactions
-from segml.scoring import CustomerScorer
+from segml.scoring import CustomerScorer, customer_features
+from segml.scoring._segment_map import DEFAULT_ACTIONS
 from segml.tracking import train
 from segml.tracking._score import (
     SCORE_COLUMNS,
@@ -138,6 +139,29 @@ def test_python_twin_takes_a_dataframe_and_returns_the_scores(
     assert list(result.scores.columns) == list(SCORE_COLUMNS)
     assert_same_scores(result.scores, expected_scores(fitted, clean))
     assert result.out is None and result.n_transactions == len(clean)
+
+
+def test_label_columns_follow_the_models_and_the_segment_map(fitted, clean):
+    # Each label recomputed customer by customer from the fitted parts: the scorer
+    # builds these columns from integer codes.
+    features = customer_features(clean, as_of=AS_OF, windows_days=fitted.windows_days)
+    scores = fitted.predict(features)
+    names = fitted.segments_.segment_names_
+    tier_actions = fitted.segment_map_.lookup("tier", "action")
+    at_risk = DEFAULT_ACTIONS["levels"]["at_risk"]  # the run configures no actions
+    tiers = fitted.scorecard_.predict(features)
+    bands = fitted.churn_.risk_band(scores["churn_probability"])
+    # Both branches of the action: the at-risk one, and two tiers' own actions.
+    assert "high" in set(bands) and len(set(tiers[bands != "high"])) >= 2
+    assert scores["segment_name"].tolist() == [names[s] for s in scores["segment"]]
+    assert scores["tier"].tolist() == [str(t) for t in tiers]
+    assert scores["risk_band"].tolist() == bands.tolist()
+    assert scores["action"].tolist() == [
+        at_risk if band == "high" else tier_actions[tier]
+        for band, tier in zip(bands, tiers, strict=True)
+    ]
+    for column in ("segment_name", "tier", "risk_band", "action"):
+        assert scores[column].dtype == "str", column
 
 
 def test_chunked_equals_unchunked_row_by_row(model_dir, cdnow_sample):

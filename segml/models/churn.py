@@ -362,13 +362,26 @@ class ChurnModel(BaseEstimator):
         >>> bands.risk_band([0.7, 0.69, 0.4, 0.39]).tolist()
         ['high', 'medium', 'medium', 'low']
         """
+        return np.asarray(RISK_BANDS, dtype=object)[self.risk_band_codes(churn_probability)]
+
+    def risk_band_codes(self, churn_probability) -> np.ndarray:
+        """Position of each probability's band in :data:`RISK_BANDS` (0 = ``high``).
+
+        The bands of :meth:`risk_band` as integers, for building label columns from
+        codes (``RISK_BANDS[code]``) without a Python string per customer. A NaN
+        probability is ``low``, as in :meth:`risk_band`.
+
+        Examples
+        --------
+        >>> from segml.models.churn import ChurnModel
+        >>> ChurnModel().risk_band_codes([0.95, 0.8, 0.5, 0.1]).tolist()
+        [0, 0, 1, 2]
+        """
         self._check_params()
         p = np.asarray(churn_probability, dtype="float64")
         return np.where(
-            p >= self.high_risk_threshold,
-            "high",
-            np.where(p >= self.medium_risk_threshold, "medium", "low"),
-        ).astype(object)
+            p >= self.high_risk_threshold, 0, np.where(p >= self.medium_risk_threshold, 1, 2)
+        )
 
     # -------------------------------------------------------------- persistence
     def save(self, directory: str | os.PathLike) -> Path:

@@ -37,7 +37,7 @@ from segml.features import calibration_holdout
 from segml.features._churn import churn_features, churn_labels
 from segml.models._churn_evaluation import churn_baselines, evaluate_churn
 from segml.models._clv_metrics import holdout_metrics
-from segml.models.churn import ChurnModel
+from segml.models.churn import RISK_BANDS, ChurnModel
 from segml.models.clv import CLVModel
 from segml.models.scorecard import TierScorecard, repurchase_rate
 from segml.models.segments import SegmentModel
@@ -343,12 +343,27 @@ class CustomerScorer:
             index=features.index,
         )
 
-    def _churn_inputs(self, features: pd.DataFrame, clv: CLVModel, unit: str) -> pd.DataFrame:
+    def _churn_inputs(
+        self,
+        features: pd.DataFrame,
+        clv: CLVModel,
+        unit: str,
+        *,
+        p_alive: np.ndarray | None = None,
+    ) -> pd.DataFrame:
+        """The churn model's table: ``features`` plus the CLV model's outputs.
+
+        ``p_alive`` (from the same ``clv``), when given, is used instead of computing
+        it again.
+        """
         rfm = self._clv_rfm(features, unit)
         horizon_units = self.churn_horizon_days / _DAYS_PER_UNIT[unit]
-        return features.assign(
-            expected_purchases=clv.expected_purchases(rfm, horizon=horizon_units).to_numpy(),
-            p_alive=clv.p_alive(rfm).to_numpy(),
+        return _one_float_block(
+            features,
+            {
+                "expected_purchases": clv.expected_purchases(rfm, horizon=horizon_units).to_numpy(),
+                "p_alive": clv.p_alive(rfm).to_numpy() if p_alive is None else p_alive,
+            },
         )
 
     def _check_fitted(self) -> None:
@@ -376,37 +391,42 @@ class CustomerScorer:
     def _predict_core(self, features: pd.DataFrame) -> pd.DataFrame:
         unit = self.clv_.time_unit
         clv_out = self.clv_.predict(self._clv_rfm(features, unit))
-        churn_in = self._churn_inputs(features, self.clv_, unit)
-        probability = self.churn_.churn_probability(churn_in)
-        risk = self.churn_.risk_band(probability.to_numpy())
+        churn_in = self._churn_inputs(
+            features, self.clv_, unit, p_alive=clv_out["p_alive"].to_numpy()
+        )
+        probability = self.churn_.churn_probability(churn_in).to_numpy()
+        risk_codes = self.churn_.risk_band_codes(probability)
         segment = np.asarray(
             self.segments_.predict(features.assign(clv=clv_out["clv"].to_numpy()))
         ).astype("int64")
-        tier = pd.Series(np.asarray(self.scorecard_.predict(features), dtype=object))
+        tier = self.scorecard_.predict(features)
+        tier_codes = tier.cat.codes.to_numpy()
+        tier_labels = list(tier.cat.categories)
         tier_action = (
             self.segment_map_.lookup("tier", "action") if hasattr(self, "segment_map_") else {}
         )
         levels = (self.actions or DEFAULT_ACTIONS).get("levels", {})
         at_risk = levels.get("at_risk", "Win-back contact.")
-        # Label lookups through small maps, vectorised (a Python loop per customer
-        # costs about a second per million customers).
-        names = pd.Series(self.segments_.segment_names_)
-        tier_actions = pd.Series(tier_action, dtype=object).reindex(tier.to_numpy()).to_numpy(
-            dtype=object, copy=True
+        # Every label column is taken from its few labels by integer code: building a
+        # Python string per customer, looking labels up in pandas and converting to
+        # Arrow strings made these columns and the output frame cost 0.98 s of CPU per
+        # million customers (now 0.13 s). Action codes: the tier's action, or at_risk
+        # (one past the tiers) for high churn risk.
+        action_labels = [*(_text_or_empty(tier_action.get(t)) for t in tier_labels), at_risk]
+        action_codes = np.where(
+            risk_codes == RISK_BANDS.index("high"), len(tier_labels), tier_codes
         )
-        tier_actions[pd.isna(tier_actions)] = ""
-        action = np.where(risk == "high", at_risk, tier_actions)
         return pd.DataFrame(
             {
                 "clv": clv_out["clv"].to_numpy(),
                 "p_alive": clv_out["p_alive"].to_numpy(),
                 "expected_purchases": clv_out["expected_purchases"].to_numpy(),
                 "segment": segment,
-                "segment_name": pd.array(names.reindex(segment).to_numpy(), dtype="str"),
-                "tier": pd.array(tier.astype(str).to_numpy(), dtype="str"),
-                "churn_probability": probability.to_numpy(),
-                "risk_band": pd.array(np.asarray(risk, dtype=object), dtype="str"),
-                "action": pd.array(action, dtype="str"),
+                "segment_name": _segment_names(self.segments_.segment_names_, segment),
+                "tier": _labels_at(tier_labels, tier_codes),
+                "churn_probability": probability,
+                "risk_band": _labels_at(RISK_BANDS, risk_codes),
+                "action": _labels_at(action_labels, action_codes),
             },
             index=features.index,
         )
@@ -501,6 +521,51 @@ class CustomerScorer:
             "cutoffs": evaluation["cutoffs"],
         }
         return scorer
+
+
+def _one_float_block(features: pd.DataFrame, extra: dict[str, np.ndarray]) -> pd.DataFrame:
+    """``features.assign(**extra)``, stored as one column-major float64 block.
+
+    The churn booster reads a float64 matrix. From one block, ``DataFrame.to_numpy``
+    is a view; from the column-per-block frame ``assign`` makes, it was an
+    interleaving copy (0.44 s on 1M customers). Column-major (each feature's values
+    contiguous) is what the trees read fastest: a row-major copy of the same matrix
+    made scikit-learn's predict 1.8x slower, as each tree reads a few features of
+    every row. Other dtypes, or names ``features`` already has, fall back to ``assign``.
+    """
+    if (
+        any(dtype != np.float64 for dtype in features.dtypes)
+        or features.columns.isin(list(extra)).any()
+    ):
+        return features.assign(**extra)
+    n_features = features.shape[1]
+    block = np.empty((n_features + len(extra), len(features)))
+    for row, (_, column) in enumerate(features.items()):
+        block[row] = column.to_numpy()
+    for row, values in enumerate(extra.values(), start=n_features):
+        block[row] = values
+    return pd.DataFrame(
+        block.T, index=features.index, columns=[*features.columns, *extra], copy=False
+    )
+
+
+def _labels_at(labels: Sequence[Any], codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """``labels[codes]`` as a pandas string array; a code of -1 gives a missing value."""
+    return pd.array(np.array(list(labels), dtype=object), dtype="str").take(codes, allow_fill=True)
+
+
+def _segment_names(names: dict[int, str], segment: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """The name of each segment id; missing for an id without a name."""
+    ids = np.fromiter(names, dtype="int64", count=len(names))
+    order = np.argsort(ids)
+    position = np.searchsorted(ids[order], segment).clip(max=len(ids) - 1)
+    codes = np.where(ids[order][position] == segment, order[position], -1)
+    return _labels_at(list(names.values()), codes)
+
+
+def _text_or_empty(value: Any) -> Any:
+    """A configured action, or "" where none is (a tier missing from the map)."""
+    return "" if value is None or (np.isscalar(value) and pd.isna(value)) else value
 
 
 def _frame_to_json(frame: pd.DataFrame) -> dict[str, Any]:
