@@ -383,7 +383,9 @@ class ChurnModel(BaseEstimator):
         >>> bands.risk_band([0.7, 0.69, 0.4, 0.39]).tolist()
         ['high', 'medium', 'medium', 'low']
         """
-        return np.asarray(RISK_BANDS, dtype=object)[self.risk_band_codes(churn_probability)]
+        bands = np.asarray(RISK_BANDS, dtype=object)[self.risk_band_codes(churn_probability)]
+        # A scalar probability indexes out a plain str; keep the documented array.
+        return np.asarray(bands, dtype=object)
 
     def risk_band_codes(self, churn_probability) -> np.ndarray:
         """Position of each probability's band in :data:`RISK_BANDS` (0 = ``high``).
