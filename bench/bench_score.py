@@ -49,10 +49,6 @@ AS_OF = "2021-12-31"  # the simulator's last day
 TRAIN_AS_OF = "2021-09-30"  # the scorer is trained on an earlier date of another log
 
 
-
-
-
-
 def _fit_and_export(n_customers: int, seed: int, model_path: str) -> dict:
     from segml import simulate_transactions
     from segml.models import CLVModel, SegmentModel

@@ -47,10 +47,6 @@ AS_OF = "2021-12-31"  # the simulator's last day
 SEGMENT_FEATURES = ["days_since_last_purchase", "n_orders", "total_spend"]
 
 
-
-
-
-
 def _segml(path: str, out: str, k: int) -> dict:
     import pandas as pd
 

@@ -32,6 +32,8 @@ _MAX_DECIMAL_DIGITS = 16
 # Ids of varying widths are compared position by position up to this width;
 # longer ones are hashed.
 _MAX_VARYING_WIDTH = 16
+# Rows per slice where a scratch array per row would otherwise be needed.
+_CHECK_ROWS = 1 << 20
 
 
 def _segment_starts(sorted_keys: np.ndarray) -> np.ndarray:
@@ -53,7 +55,7 @@ def _string_buffers(ids: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     offsets = np.frombuffer(ids.buffers()[1], dtype=offset_type)[
         ids.offset : ids.offset + len(ids) + 1
-    ].astype(np.int64)
+    ].astype(np.int64, copy=False)
     data = np.frombuffer(ids.buffers()[2], dtype=np.uint8)
     return offsets, data
 
@@ -63,7 +65,8 @@ def _eight_digits(block: np.ndarray) -> np.ndarray:
 
     SWAR parsing (Lemire 2022, "Parsing eight digits"): the eight digits of a row,
     read as one little-endian uint64, are combined pairwise by three multiplications
-    instead of eight passes over the rows.
+    instead of eight passes over the rows. In place but for one scratch array:
+    fresh memory is a large part of the cost.
     """
     n, width = block.shape
     padded = np.full((n, 8), ord("0"), dtype=np.uint8)  # leading zeros keep the value
@@ -71,28 +74,61 @@ def _eight_digits(block: np.ndarray) -> np.ndarray:
     value = padded.view("<u8").ravel()
     value -= np.uint64(0x3030303030303030)
     # Unsigned multiplications wrap around, as the method requires.
-    value = value * np.uint64(10) + (value >> np.uint64(8))
+    scratch = value >> np.uint64(8)
+    value *= np.uint64(10)
+    value += scratch
     mask = np.uint64(0x000000FF000000FF)
-    high = (value >> np.uint64(16)) & mask
+    np.right_shift(value, np.uint64(16), out=scratch)
+    scratch &= mask
+    scratch *= np.uint64(1 + (10_000 << 32))
     value &= mask
     value *= np.uint64(100 + (1_000_000 << 32))
-    high *= np.uint64(1 + (10_000 << 32))
-    value += high
+    value += scratch
     value >>= np.uint64(32)
     return value
 
 
-def _mixed_radix(columns, n: int, max_bits: int) -> np.ndarray | None:
-    """Order-preserving integers from per-position byte columns (None past max_bits).
+def _decimal_keys(block: np.ndarray) -> np.ndarray | None:
+    """The values of fixed-width decimal ids, or None if a byte is not a digit."""
+    for start in range(0, len(block), _CHECK_ROWS):  # chunks: small scratch arrays
+        if not ((block[start : start + _CHECK_ROWS] - np.uint8(ord("0"))) <= 9).all():
+            return None
+    width = block.shape[1]
+    if width <= 8:
+        return _eight_digits(block)
+    value = _eight_digits(block[:, : width - 8])
+    value *= np.uint64(10**8)
+    value += _eight_digits(block[:, width - 8 :])
+    return value
 
-    Each position contributes the rank of its byte among the byte values that occur
-    there, so ``k`` distinct values cost ``log2(k)`` bits instead of eight, and
-    positions where every id has the same byte cost nothing.
+
+def _mixed_radix_keys(chunks, width: int, n: int, max_bits: int) -> np.ndarray | None:
+    """Order-preserving integers over per-position symbols (None past ``max_bits``).
+
+    ``chunks`` are ``(offsets, data, fixed)`` per Arrow chunk. Each position adds
+    the rank of its symbol among the symbols that occur there, so ``k`` distinct
+    values cost ``log2(k)`` bits instead of eight, and a position where every id has
+    the same byte costs nothing. With varying widths, symbol 0 is "the id has
+    ended", which sorts before every byte (symbol 1 + byte).
     """
+
+    def symbols(offsets, data, fixed, p):
+        m = len(offsets) - 1
+        if fixed:
+            return data[offsets[0] : offsets[-1]].reshape(m, -1)[:, p]
+        column = np.zeros(m, dtype=np.uint16)
+        longer = np.flatnonzero(np.diff(offsets) > p)
+        column[longer] = data[offsets[longer] + p]
+        column[longer] += 1
+        return column
+
+    n_symbols = 256 if all(fixed for _, _, fixed in chunks) else 257
     key = np.zeros(n, dtype=np.uint64)
     radix = 1
-    for column, n_symbols in columns:
-        present = np.bincount(column, minlength=n_symbols) > 0
+    for p in range(width):
+        present = np.zeros(n_symbols, dtype=bool)
+        for offsets, data, fixed in chunks:
+            present |= np.bincount(symbols(offsets, data, fixed, p), minlength=n_symbols) > 0
         n_present = int(present.sum())
         if n_present == 1:
             continue
@@ -101,72 +137,91 @@ def _mixed_radix(columns, n: int, max_bits: int) -> np.ndarray | None:
             return None
         rank = (np.cumsum(present) - 1).astype(np.uint64)
         key *= np.uint64(n_present)
-        key += rank[column]
+        start = 0
+        for offsets, data, fixed in chunks:
+            stop = start + len(offsets) - 1
+            key[start:stop] += rank[symbols(offsets, data, fixed, p)]
+            start = stop
     return key
 
 
-def _order_preserving_keys(ids: pa.Array, max_bits: int) -> np.ndarray | None:
+def _order_preserving_keys(ids: pa.ChunkedArray, max_bits: int) -> np.ndarray | None:
     """A uint64 per id, below ``2**max_bits``, ordered as the ids' bytes; None if not.
 
     Equal ids get equal keys and ``key(a) < key(b)`` exactly when ``a < b`` byte by
     byte (shorter first on a common prefix), which is the sort order of the ids.
+    Works chunk by chunk: combining pandas' Arrow chunks would copy every id.
     """
-    buffers = _string_buffers(ids)
-    if buffers is None or len(ids) == 0:
+    chunks = []
+    widths = set()
+    for chunk in ids.chunks:
+        if len(chunk) == 0:
+            continue
+        buffers = _string_buffers(chunk)
+        if buffers is None:
+            return None
+        offsets, data = buffers
+        lengths = np.diff(offsets)
+        shortest, longest = int(lengths.min()), int(lengths.max())
+        widths.update((shortest, longest))
+        chunks.append((offsets, data, shortest == longest))
+    if not chunks:
         return None
-    offsets, data = buffers
     n = len(ids)
-    lengths = np.diff(offsets)
-    shortest, longest = int(lengths.min()), int(lengths.max())
-    if shortest == longest:  # one width: the bytes are an (n, width) block
+    longest = max(widths)
+    if len(widths) == 1:  # one width
         if longest == 0:
             return np.zeros(n, dtype=np.uint64)
-        block = data[offsets[0] : offsets[-1]].reshape(n, longest)
         # Decimal ids of one width sort as their values.
         if longest <= _MAX_DECIMAL_DIGITS and 10**longest <= 2**max_bits:
-            if ((block - np.uint8(ord("0"))) <= 9).all():
-                if longest <= 8:
-                    return _eight_digits(block)
-                high = _eight_digits(block[:, : longest - 8])
-                return high * np.uint64(10**8) + _eight_digits(block[:, longest - 8 :])
-        return _mixed_radix(((block[:, p], 256) for p in range(longest)), n, max_bits)
-    if longest > _MAX_VARYING_WIDTH:
+            keys = np.empty(n, dtype=np.uint64)
+            start = 0
+            for offsets, data, _ in chunks:
+                stop = start + len(offsets) - 1
+                block = data[offsets[0] : offsets[-1]].reshape(stop - start, longest)
+                values = _decimal_keys(block)
+                if values is None:
+                    break
+                keys[start:stop] = values
+                start = stop
+            else:
+                return keys
+    elif longest > _MAX_VARYING_WIDTH:
         return None
-
-    def position(p: int) -> np.ndarray:
-        # Symbol 0 is "the id has ended", which sorts before every byte (1 + byte).
-        column = np.zeros(n, dtype=np.uint16)
-        longer = lengths > p
-        column[longer] = data[offsets[:-1][longer] + p]
-        column[longer] += 1
-        return column
-
-    return _mixed_radix(((position(p), 257) for p in range(longest)), n, max_bits)
+    else:  # varying widths: every chunk is read position by position
+        chunks = [(offsets, data, False) for offsets, data, _ in chunks]
+    return _mixed_radix_keys(chunks, longest, n, max_bits)
 
 
-def _codes_by_sort(keys: np.ndarray, ids: pa.Array) -> tuple[np.ndarray, pa.Array]:
+def _codes_by_sort(keys: np.ndarray, ids: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     n = len(keys)
     row_bits = max(1, (n - 1).bit_length())
     # key << row_bits | row: one sort puts every id's rows together, ids in order.
     keys <<= np.uint64(row_bits)
-    keys |= np.arange(n, dtype=np.uint64)
+    for start in range(0, n, _CHECK_ROWS):  # row numbers in slices: no n-long scratch
+        stop = min(start + _CHECK_ROWS, n)
+        keys[start:stop] |= np.arange(start, stop, dtype=np.uint64)
     keys.sort()
     rows = (keys & np.uint64((1 << row_bits) - 1)).view(np.int64)
     keys >>= np.uint64(row_bits)
     first_of_id = np.empty(n, dtype=bool)
     first_of_id[0] = True
     np.not_equal(keys[1:], keys[:-1], out=first_of_id[1:])
-    del keys
-    sorted_codes = np.cumsum(first_of_id, dtype=np.int64)
+    # The keys are spent: their memory takes the code of each sorted row.
+    sorted_codes = keys.view(np.int64)
+    np.cumsum(first_of_id, out=sorted_codes)
     sorted_codes -= 1
     codes = np.empty(n, dtype=np.int64)
     codes[rows] = sorted_codes
     # The lowest row of each id is its first in the sorted run (rows break ties).
-    return codes, ids.take(pa.array(rows[first_of_id]))
+    sorted_ids = ids.take(pa.array(rows[first_of_id]))
+    if isinstance(sorted_ids, pa.ChunkedArray):
+        sorted_ids = sorted_ids.combine_chunks()
+    return codes, sorted_ids
 
 
-def _codes_by_hash(ids: pa.Array) -> tuple[np.ndarray, pa.Array]:
-    encoded = pc.dictionary_encode(ids)
+def _codes_by_hash(ids: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    encoded = pc.dictionary_encode(ids.combine_chunks())
     distinct = encoded.dictionary
     order = pc.array_sort_indices(distinct).to_numpy()
     rank = np.empty(len(order), dtype=np.int64)
@@ -180,13 +235,11 @@ def _customer_codes(customer_id: pd.Series) -> tuple[np.ndarray, pa.Array]:
     Code ``i`` is the ``i``-th distinct id in sorted (byte) order. See the module
     docstring for how.
     """
-    # ``pa.array`` on the pandas array (not the Series) is zero-copy for pandas'
-    # Arrow-backed strings; the Series path converts value by value.
-    ids = pa.array(customer_id.astype("str").array)
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks()
+    # ``pa.chunked_array`` of the pandas array (not the Series) is zero-copy for
+    # pandas' Arrow-backed strings; the Series path converts value by value.
+    ids = pa.chunked_array(pa.array(customer_id.astype("str").array))
     if len(ids) == 0:
-        return np.zeros(0, dtype=np.int64), ids
+        return np.zeros(0, dtype=np.int64), pa.array([], type=ids.type)
     row_bits = max(1, (len(ids) - 1).bit_length())
     keys = _order_preserving_keys(ids, max_bits=64 - row_bits)
     if keys is not None:

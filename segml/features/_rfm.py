@@ -232,10 +232,13 @@ def rfm_summary(
     # lifetimes' monetary value is the mean over the periods after the first of the
     # period sums, i.e. the repeat periods' orders summed and divided by their count.
     # Summing rows in row order instead of period by period changes only rounding.
-    in_first_period = periods == first_p[codes]
-    repeat_sum = np.bincount(
-        codes, weights=np.where(in_first_period, 0.0, amounts), minlength=n_customers
-    )
+    # The sorted keys are spent; their memory takes each row's first period, then the
+    # repeat amounts (fresh memory costs as much as the arithmetic here).
+    in_first_period = periods == np.take(first_p, codes, out=keys)
+    repeat_amounts = keys.view(np.float64)
+    np.copyto(repeat_amounts, amounts)
+    repeat_amounts[in_first_period] = 0.0
+    repeat_sum = np.bincount(codes, weights=repeat_amounts, minlength=n_customers)
     total_spend = np.bincount(codes, weights=amounts, minlength=n_customers)
 
     frequency = (n_periods - 1).astype("float64")
@@ -254,11 +257,11 @@ def rfm_summary(
             "recency": recency,
             "T": T,
             "monetary_value": monetary_value,
-            "days_since_last_purchase": (as_of_day_number - last_day).astype("int64"),
+            "days_since_last_purchase": as_of_day_number - last_day,
             "n_orders": n_orders,
             "total_spend": total_spend,
             "avg_order_value": total_spend / n_orders,
-            "tenure_days": (as_of_day_number - first_day).astype("int64"),
+            "tenure_days": as_of_day_number - first_day,
             "first_purchase": first_purchase.view("datetime64[ns]"),
             "last_purchase": last_purchase.view("datetime64[ns]"),
         },
