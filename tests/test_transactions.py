@@ -227,6 +227,28 @@ def test_missing_customer_ids():
     assert report.dropped == {"missing_customer_id": 2}
 
 
+@pytest.mark.parametrize("dtype", ["str", object, "string"])
+def test_text_ids_are_stripped_and_blank_ones_are_missing_in_every_text_dtype(dtype):
+    ids = pd.Series([" a", "a ", "\tb", "", "   ", None, "c"], dtype=dtype)
+    raw = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "timestamp": pd.date_range("2024-01-01", periods=7).astype(str),
+            "amount": np.arange(1.0, 8.0),
+        }
+    )
+    clean, report = load_transactions(raw)
+    assert clean["customer_id"].tolist() == ["a", "a", "b", "c"]
+    assert report.dropped == {"missing_customer_id": 3}
+
+
+def test_blank_timestamps_and_amounts_in_text_columns_are_missing():
+    raw = _raw(timestamp=["2024-01-01", " ", "2024-01-03"], amount=["10", "20", "  "])
+    clean, report = load_transactions(raw.astype({"timestamp": "str", "amount": "str"}))
+    assert clean["customer_id"].tolist() == ["a"]
+    assert report.dropped == {"missing_timestamp": 1, "missing_amount": 1}
+
+
 def test_nothing_left_raises_with_the_report_attached():
     with pytest.raises(
         TransactionsError, match=r"No transactions left.*negative_amount: 3"
