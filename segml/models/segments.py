@@ -252,12 +252,15 @@ class SegmentModel(BaseEstimator):
         raw = numeric_columns(customers, features, what, non_negative=True)[rows]
         value = numeric_columns(customers, [value_column], what)[rows, 0]
 
-        log = np.log1p(raw)
+        # In place: ``raw`` is this call's own copy, and on a million customers each
+        # fresh n x 3 array costs about as much as the arithmetic on it.
+        log = np.log1p(raw, out=raw)
         log_mean = log.mean(axis=0)
         log_scale = log.std(axis=0)
         # A constant feature carries no information; scale 1 keeps it at 0, not NaN.
         log_scale[log_scale == 0] = 1.0
-        z = (log - log_mean) / log_scale
+        z = np.subtract(log, log_mean, out=log)
+        z /= log_scale
 
         rng = check_random_state(self.random_state)
         sample_size = min(n, int(self.selection_sample_size))
@@ -395,7 +398,10 @@ class SegmentModel(BaseEstimator):
         what = "SegmentModel.transform"
         require_frame(customers, what)
         raw = numeric_columns(customers, self.features_, what, non_negative=True)
-        return (np.log1p(raw) - self.log_mean_) / self.log_scale_
+        z = np.log1p(raw, out=raw)  # raw is a fresh copy: reuse its memory
+        z -= self.log_mean_
+        z /= self.log_scale_
+        return z
 
     def predict(self, customers: pd.DataFrame) -> np.ndarray:
         """Segment id of each customer: its nearest centroid in standardised log space.
