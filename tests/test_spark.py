@@ -429,6 +429,46 @@ def test_bad_values_and_inputs_are_refused_clearly(spark, model_uri, tmp_path):
         ss.read_transactions(spark, nanos)
 
 
+def test_read_transactions_reads_every_format_the_loader_reads(spark, tmp_path):
+    log = pd.DataFrame(
+        {
+            "customer_id": ["007", "a"],
+            "timestamp": ["2024-01-01", "2024-01-02"],
+            "amount": ["1.5", "2"],
+        }
+    )
+    log.to_csv(tmp_path / "log.csv", index=False)
+    log.to_csv(tmp_path / "log.tsv", sep="\t", index=False)
+    log.to_csv(tmp_path / "log.csv.gz", index=False)
+    expected = [tuple(row) for row in ss.read_transactions(spark, tmp_path / "log.csv").collect()]
+    assert [(i, a) for i, _, a in expected] == [("007", 1.5), ("a", 2.0)]  # ids stay text
+    for name in ("log.tsv", "log.csv.gz"):
+        rows = ss.read_transactions(spark, tmp_path / name).collect()
+        assert [tuple(row) for row in rows] == expected
+    with pytest.raises(ss.SparkInputError, match=r"use \.csv, \.csv\.gz, \.tsv or \.parquet"):
+        ss.read_transactions(spark, tmp_path / "log.xlsx")
+
+
+@pytest.mark.parametrize("as_of", ["not a date", None])
+def test_a_bad_as_of_reads_the_same_on_every_path(spark, as_of):
+    """pandas features, the batch scorer and Spark share one as_of rule and message."""
+    from segml.features._rfm import FeatureError, _day
+    from segml.tracking._score import ScoreError, _as_day
+
+    with pytest.raises(FeatureError) as features_error:
+        _day(as_of)
+    with pytest.raises(ScoreError) as score_error:
+        _as_day(as_of)
+    with pytest.raises(ss.SparkInputError) as spark_error:
+        ss.customer_features(
+            spark.createDataFrame([("a", 1.0)], ["customer_id", "amount"]), as_of=as_of
+        )
+    message = str(features_error.value)
+    assert message.startswith(("Cannot read as_of=", "as_of must be a date"))
+    assert str(score_error.value) == f"{message} Use YYYY-MM-DD."
+    assert str(spark_error.value) == message
+
+
 def test_import_without_pyspark_says_how_to_install():
     code = "import sys; sys.modules['pyspark'] = None; import segml.spark"
     result = subprocess.run(

@@ -30,6 +30,8 @@ for one CSV or Parquet file, the file's order.
 from __future__ import annotations
 
 import datetime as dt
+import warnings
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import pandas as pd
@@ -68,6 +70,22 @@ _PARSED = T.StructType(
         T.StructField("zoned", T.BooleanType()),
     ]
 )
+
+
+@contextmanager
+def _quiet_pyspark_pandas_check():
+    """Silence PySpark 4.x's notice that pandas >= 3 is not yet fully supported.
+
+    Emitted when a pandas UDF is built; segml's tests check the Spark scores against
+    the pandas path row by row on this combination, so the notice is not actionable.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore",
+            message="PySpark does not yet fully support pandas >= 3",
+            category=FutureWarning,
+        )
+        yield
 
 
 def _parser(
@@ -298,8 +316,6 @@ def _clean(
     stamp_input, zoned_type = _stamp_input(transactions, timestamp, timezone)
 
     from pyspark.sql.functions import pandas_udf
-
-    from segml.spark._score import _quiet_pyspark_pandas_check
 
     with _quiet_pyspark_pandas_check():
         parse = pandas_udf(

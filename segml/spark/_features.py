@@ -36,12 +36,12 @@ import datetime as dt
 import re
 from collections.abc import Sequence
 
-import pandas as pd
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from segml.features._churn import _RFM_COLUMNS, _check_windows
+from segml.features._rfm import FeatureError, _day
 
 __all__ = ["SparkInputError", "customer_features", "feature_columns"]
 
@@ -107,16 +107,11 @@ def windows_of(columns: Sequence[str]) -> list[int]:
 
 
 def _as_day(value) -> dt.date:
-    """A date-like as its calendar day, as the pandas path reads ``as_of``."""
+    """A date-like as its calendar day, read by the pandas path's own rule."""
     try:
-        stamp = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
-        raise SparkInputError(f"Cannot read as_of={value!r} as a date: {exc}") from None
-    if stamp is pd.NaT:
-        raise SparkInputError("as_of must not be missing (NaT).")
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return stamp.date()
+        return _day(value).astype(dt.date)
+    except FeatureError as exc:
+        raise SparkInputError(str(exc)) from None
 
 
 def canonical_transactions(transactions: DataFrame) -> DataFrame:

@@ -22,9 +22,7 @@ import os
 import shutil
 import sys
 import uuid
-import warnings
 from collections.abc import Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -35,7 +33,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from segml.scoring import OUTPUT_COLUMNS
-from segml.spark._clean import _clean
+from segml.spark._clean import _clean, _quiet_pyspark_pandas_check
 from segml.spark._features import (
     SparkInputError,
     _as_day,
@@ -71,22 +69,6 @@ OUTPUT_SCHEMA = T.StructType(
     [T.StructField("customer_id", T.StringType())]
     + [T.StructField(name, _output_type(name)) for name in OUTPUT_COLUMNS]
 )
-
-
-@contextmanager
-def _quiet_pyspark_pandas_check():
-    """Silence PySpark 4.x's notice that pandas >= 3 is not yet fully supported.
-
-    Emitted when a pandas UDF is built; segml's tests check the Spark scores against
-    the pandas path row by row on this combination, so the notice is not actionable.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore",
-            message="PySpark does not yet fully support pandas >= 3",
-            category=FutureWarning,
-        )
-        yield
 
 
 def model_feature_columns(model_uri: str) -> list[str]:
@@ -358,25 +340,18 @@ def read_transactions(
 ) -> DataFrame:
     """Read a CSV or Parquet log with Spark and map its columns to segml's names.
 
-    CSV columns are read as text (ids keep their leading zeros), then ``amount`` and
-    ``quantity`` become doubles and ``timestamp`` a timestamp; values that do not
-    parse become null, which :func:`segml.spark.customer_features` reports. Parquet
-    columns keep their types. ``quantity`` is used when the file has that column.
-    No row is cleaned or dropped: :func:`score_file` reads the file unmapped and
-    cleans it with :func:`segml.spark.clean_transactions` instead.
+    The file is read as :func:`score_file` reads it: ``.csv``, ``.csv.gz``, ``.tsv``
+    and ``.txt`` as CSV, ``.parquet`` and ``.pq`` as Parquet. CSV columns are read
+    as text (ids keep their leading zeros), then ``amount`` and ``quantity`` become
+    doubles and ``timestamp`` a timestamp; values that do not parse become null,
+    which :func:`segml.spark.customer_features` reports. Parquet columns keep their
+    types. ``quantity`` is used when the file has that column. No row is cleaned or
+    dropped: :func:`score_file` reads the file unmapped and cleans it with
+    :func:`segml.spark.clean_transactions` instead.
     """
     path = Path(path)
-    fmt = _format_of(path, "transactions")
-    if not path.exists():
-        raise SparkInputError(f"The transactions file {str(path)!r} does not exist.")
-    try:
-        if fmt == "csv":
-            frame = spark.read.csv(str(path), header=True, inferSchema=False)
-        else:
-            frame = spark.read.parquet(str(path))
-    except AnalysisException as exc:
-        _raise_if_nanoseconds(exc, path)
-        raise
+    frame = _read_raw(spark, path)
+    is_csv = _INPUT_FORMATS[path.suffix.lower()] == "csv"
     mapping = {customer_id: "customer_id", timestamp: "timestamp", amount: "amount"}
     missing = [name for name in mapping if name not in frame.columns]
     if missing:
@@ -389,7 +364,7 @@ def read_transactions(
         mapping[quantity] = "quantity"
     columns = [F.col(f"`{source}`").alias(target) for source, target in mapping.items()]
     frame = frame.select(*columns)
-    if fmt == "csv":
+    if is_csv:
         frame = frame.select(
             "customer_id",
             F.try_to_timestamp(F.col("timestamp")).alias("timestamp"),
@@ -524,7 +499,6 @@ def score_file(
     import mlflow
 
     from segml.tracking._score import METADATA_COLUMNS, Laps, _load_model
-    from segml.tracking._score import _as_day as _score_day
 
     lap = Laps()
     seconds = lap.seconds
@@ -536,8 +510,7 @@ def score_file(
             f"The output {str(out)!r} is a folder; segml.spark.score_file writes a single "
             "file there (remove the folder or choose another name)."
         )
-    _as_day(as_of)  # refuse a bad date before starting Spark
-    as_of_text = _score_day(as_of).date().isoformat()
+    as_of_text = _as_day(as_of).isoformat()  # a bad date is refused before Spark starts
     # Which model scores, resolved as the pandas path does (and before Spark starts):
     # an alias is read once and its version scores, so the recorded version is the one
     # that scored even if the alias moves meanwhile.

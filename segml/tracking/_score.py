@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from segml.features._rfm import FeatureError, _day
 from segml.scoring import OUTPUT_COLUMNS, customer_features, migration_matrix
 from segml.tracking._model import cast_to_signature
 from segml.tracking._store import TrackingError
@@ -374,17 +375,11 @@ def _load(transactions, columns: Mapping[str, Any] | None) -> pd.DataFrame:
 
 
 def _as_day(as_of) -> pd.Timestamp:
+    """``as_of`` as midnight of its day, by the rule the features read it with."""
     try:
-        stamp = pd.Timestamp(as_of)
-    except (TypeError, ValueError) as exc:
-        raise ScoreError(
-            f"Cannot read as_of={as_of!r} as a date ({exc}); use YYYY-MM-DD."
-        ) from None
-    if stamp is pd.NaT:
-        raise ScoreError("as_of must be a date, got a missing value.")
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return stamp.normalize()
+        return pd.Timestamp(_day(as_of))
+    except FeatureError as exc:
+        raise ScoreError(f"{exc} Use YYYY-MM-DD.") from None
 
 
 def _read_previous(previous: str | os.PathLike, what: str = "previous") -> pd.DataFrame:
