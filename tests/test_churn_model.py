@@ -244,6 +244,35 @@ def test_lift_table_bins_sum_to_the_whole():
     assert table["cumulative_capture"].iloc[-1] == pytest.approx(1.0)
 
 
+def test_lift_table_by_hand():
+    # 10 customers, scores 10..1 (no ties), 3 churners at ranks 1, 2 and 4; rate 0.3.
+    y = [1, 1, 0, 1, 0, 0, 0, 0, 0, 0]
+    score = np.arange(10.0, 0.0, -1.0)
+    table = lift_table(y, score, n_bins=10)
+    assert table.index.tolist() == list(range(1, 11))
+    assert table["n_customers"].tolist() == [1] * 10
+    assert table["churned"].tolist() == [1.0, 1.0, 0.0, 1.0, 0, 0, 0, 0, 0, 0]
+    np.testing.assert_allclose(table["lift"], np.array(y) / 0.3)
+    # Churners found in the top k, over all 3.
+    found = np.array([1, 2, 2, 3, 3, 3, 3, 3, 3, 3])
+    np.testing.assert_allclose(
+        table["cumulative_capture"], [1 / 3, 2 / 3, 2 / 3, 1, 1, 1, 1, 1, 1, 1]
+    )
+    # Churn rate in the top k over the overall rate: (found / k) / 0.3.
+    np.testing.assert_allclose(
+        table["cumulative_lift"],
+        [10 / 3, 10 / 3, 20 / 9, 2.5, 2.0, 5 / 3, 10 / 7, 1.25, 10 / 9, 1.0],
+    )
+    np.testing.assert_allclose(table["cumulative_lift"], found / np.arange(1, 11) / 0.3)
+    # Five bins of two: churners 2, 1, 0, 0, 0.
+    table = lift_table(y, score, n_bins=5)
+    assert table["n_customers"].tolist() == [2] * 5
+    assert table["churned"].tolist() == [2.0, 1.0, 0.0, 0.0, 0.0]
+    np.testing.assert_allclose(table["churn_rate"], [1.0, 0.5, 0, 0, 0])
+    np.testing.assert_allclose(table["cumulative_capture"], [2 / 3, 1, 1, 1, 1])
+    np.testing.assert_allclose(table["cumulative_lift"], [10 / 3, 2.5, 5 / 3, 1.25, 1.0])
+
+
 def test_evaluation_refuses_a_single_class_and_misaligned_scores():
     with pytest.raises(ChurnInputError, match="single class"):
         evaluate_churn([1, 1, 1], {"s": [0.1, 0.2, 0.3]})
@@ -263,6 +292,15 @@ def test_baselines_are_oriented_so_that_higher_means_churn():
     )
     for name, score in churn_baselines(features).items():
         assert score.iloc[1] > score.iloc[0], name
+    # By definition: 1 - p_alive, minus expected purchases, days as they are.
+    baselines = churn_baselines(features)
+    assert list(baselines) == ["1 - p_alive", "-expected_purchases", "days_since_last_purchase"]
+    np.testing.assert_allclose(baselines["1 - p_alive"], [0.1, 0.9], rtol=1e-12)
+    assert baselines["-expected_purchases"].tolist() == [-2.0, -0.1]
+    assert baselines["days_since_last_purchase"].tolist() == [5.0, 300.0]
+    for name, score in baselines.items():
+        assert score.name == name and score.dtype == "float64"
+        assert score.index.equals(features.index)
     with pytest.raises(ChurnInputError, match=r"\['p_alive', 'expected_purchases'\]"):
         churn_baselines(features[["days_since_last_purchase"]])
 
@@ -319,6 +357,21 @@ def test_config_keys_are_parameter_names():
     assert set(config["early_warning"]["actions"]) == {"high", "medium", "low"}
     assert config["labels"]["horizon_days"] > 0
     assert all(isinstance(w, int) for w in config["features"]["windows_days"])
+    # The early_warning section is early_warning's keyword arguments, and documents
+    # its defaults: the configured actions are DEFAULT_ACTIONS word for word.
+    assert config["early_warning"]["actions"] == DEFAULT_ACTIONS
+    scores = pd.DataFrame(
+        {
+            "clv": [100.0, 80.0, 60.0],
+            "churn_probability": [0.95, 0.75, 0.1],
+            "risk_band": ["high", "medium", "low"],
+        },
+        index=pd.Index(["a", "b", "c"], name="customer_id"),
+    )
+    warning = early_warning(scores, **config["early_warning"])
+    assert list(warning.index) == ["a", "b"]  # include_risk: high and medium
+    assert warning["action"].tolist() == [DEFAULT_ACTIONS["high"], DEFAULT_ACTIONS["medium"]]
+    pd.testing.assert_frame_equal(warning, early_warning(scores))
 
 
 # ------------------------------------------------------------------------------ CDNOW
@@ -379,3 +432,11 @@ def test_on_cdnow_the_model_beats_every_baseline_on_a_time_split(cdnow):
         roc_auc_score(y_test, X_test["days_since_last_purchase"])
     )
     assert table.loc["model", "roc_auc"] == pytest.approx(roc_auc_score(y_test, p))
+    # The measured figures of the docstring (one thread, random_state 0); abs 0.005
+    # leaves room for floating-point differences between machines and library versions.
+    assert table.loc["model", "roc_auc"] == pytest.approx(0.804, abs=0.005)
+    assert table.loc["model", "pr_auc"] == pytest.approx(0.939, abs=0.005)
+    assert table.loc["model", "brier"] == pytest.approx(0.107, abs=0.005)
+    assert table.loc["-expected_purchases", "roc_auc"] == pytest.approx(0.798, abs=0.005)
+    assert table.loc["days_since_last_purchase", "roc_auc"] == pytest.approx(0.793, abs=0.005)
+    assert table.loc["1 - p_alive", "roc_auc"] == pytest.approx(0.333, abs=0.005)

@@ -125,6 +125,48 @@ def test_help_for_each_command():
     for command in ("validate", "features"):
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0 and "Usage" in result.output
+    # Every command, with the options a user reaches for. Rich draws boxes and wraps to
+    # the terminal: a wide plain terminal, and whitespace normalised, keep names whole.
+    env = {"COLUMNS": "200", "TERMINAL_WIDTH": "200", "NO_COLOR": "1", "TERM": "dumb"}
+
+    def help_text(*command: str) -> str:
+        result = runner.invoke(app, [*command, "--help"], env=env)
+        assert result.exit_code == 0, result.output
+        return " ".join(result.output.split())
+
+    top = help_text()
+    for command in ("validate", "features", "train", "score", "runs"):
+        assert f" {command} " in top, command
+    expected = {
+        ("validate",): ["--customer-id", "--timestamp", "--amount", "--returns", "--as-of"],
+        ("features",): [
+            "--out",
+            "--as-of",
+            "--config",
+            "--customer-id",
+            "--time-unit",
+            "--unit-multiplier",
+        ],
+        ("train",): ["--config", "--tracking-uri", "--export", "--promote"],
+        ("score",): [
+            "--model",
+            "--transactions",
+            "--as-of",
+            "--out",
+            "--config",
+            "--customer-id",
+            "--tracking-uri",
+            "--previous",
+            "--engine",
+        ],
+        ("runs",): ["--experiment", "--tracking-uri", " diff "],
+        ("runs", "diff"): ["--tracking-uri", "run_a", "run_b"],
+    }
+    for command, options in expected.items():
+        text = help_text(*command)
+        assert f"Usage: segml {' '.join(command)} " in text
+        for option in options:
+            assert option in text, (command, option)
 
 
 def test_command_line_options_override_the_config(tmp_path):

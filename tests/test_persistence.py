@@ -18,7 +18,7 @@ def test_json_round_trip_and_atomic_replace(tmp_path):
 
 
 def test_json_refuses_nan_and_reports_bad_files(tmp_path):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
         write_json({"r": float("nan")}, tmp_path / "bad.json")
     assert not (tmp_path / "bad.json").exists()
     (tmp_path / "broken.json").write_text("{not json")

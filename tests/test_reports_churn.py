@@ -7,6 +7,7 @@ these tests pin what each figure contains, not how it looks.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
@@ -60,6 +61,13 @@ def test_precision_recall_marks_the_churn_rate(scored):
     labels = _legend(ax)
     assert labels[-1] == f"churn rate {y.mean():.3f}"
     assert labels[0].startswith("model (AP ")
+    from sklearn.metrics import average_precision_score
+
+    assert labels[0] == f"model (AP {average_precision_score(y, scores['model']):.3f})"
+    days = scores["days_since_last_purchase"]
+    assert labels[1] == f"days_since_last_purchase (AP {average_precision_score(y, days):.3f})"
+    # The dotted line sits at the churn rate.
+    assert ax.lines[-1].get_ydata()[0] == pytest.approx(y.mean())
 
 
 def test_calibration_points_are_bin_means(scored):
@@ -72,6 +80,15 @@ def test_calibration_points_are_bin_means(scored):
     # Weighted by bin size, the points average back to the overall churn rate.
     assert np.mean(observed) == pytest.approx(y.mean(), abs=0.01)
     assert bottom.get_xlabel() == "predicted churn probability"
+    # Bins at the quintiles of the prediction, closed on the right (the lowest value
+    # in the first bin): pandas' qcut makes the same bins independently.
+    p = scores["model"]
+    bins = pd.qcut(p, 5, labels=False, duplicates="drop")
+    frame = pd.DataFrame({"bin": bins, "p": p, "y": y}).groupby("bin")
+    np.testing.assert_allclose(x, frame["p"].mean(), rtol=1e-12)
+    np.testing.assert_allclose(observed, frame["y"].mean(), rtol=1e-12)
+    # 400 distinct predictions: 80 customers per bin.
+    assert frame.size().tolist() == [80] * 5
 
 
 def test_calibration_keeps_tied_predictions_in_one_bin():
@@ -104,11 +121,15 @@ def test_lift_chart_draws_the_lift_table(scored):
 
 def test_charts_leave_pyplot_alone(scored):
     import matplotlib
+    import matplotlib.pyplot as plt
 
     y, scores = scored
     before = matplotlib.get_backend()
+    figures_before = plt.get_fignums()
     for plot in (plot_churn_roc, plot_churn_precision_recall, plot_churn_lift):
         plot(y, scores)
+    plot_churn_calibration(y, {"model": scores["model"]})
+    assert plt.get_fignums() == figures_before
     assert matplotlib.get_backend() == before
     # Figures are not registered with pyplot: nothing to close, nothing shown.
     import sys

@@ -95,6 +95,30 @@ def test_p_alive_matrix_holds_model_values_and_marks_impossible_cells(cdnow):
     assert matrix[0, 0] == 1.0
 
 
+def test_frequency_recency_matrix_holds_expected_purchases_at_the_plotted_horizon(cdnow):
+    model, rfm, _ = cdnow
+    fig = plot_frequency_recency_matrix(model, rfm, horizon=26.0, max_frequency=5, n_recency=11)
+    ax = fig.axes[0]
+    matrix = ax.get_images()[0].get_array()
+    assert matrix.shape == (11, 6)  # rows: recency grid, columns: frequency 0..5
+    T = rfm["T"].max()
+    recency = np.linspace(0, T, 11)
+    cell = pd.DataFrame({"frequency": [3.0], "recency": [recency[7]], "T": [T]})
+    expected = model.expected_purchases(cell, horizon=26.0).iloc[0]
+    assert matrix[7, 3] == pytest.approx(expected, rel=1e-12)
+    # Another horizon gives another number: the cell is at the horizon asked for.
+    assert model.expected_purchases(cell, horizon=52.0).iloc[0] != pytest.approx(expected)
+    # frequency 0 with recency > 0 cannot occur: masked, as in the P(alive) matrix.
+    assert np.ma.getmaskarray(matrix)[1:, 0].all()
+    assert ax.get_title().startswith("Expected purchases in the next 26 weeks\n")
+    assert f"customer age T = {T:.1f} weeks" in ax.get_title()
+    # Default horizon: horizon_months (12) months of 4.345 weeks, as lifetimes counts them.
+    default = plot_frequency_recency_matrix(model, rfm, max_frequency=5, n_recency=11).axes[0]
+    assert default.get_title().startswith("Expected purchases in the next 52.14 weeks\n")
+    expected = model.expected_purchases(cell, horizon=12 * 4.345).iloc[0]
+    assert default.get_images()[0].get_array()[7, 3] == pytest.approx(expected, rel=1e-12)
+
+
 def test_clv_distribution_counts_customers_in_range():
     predictions = pd.DataFrame(
         {"clv": np.arange(100.0), "has_repeat_purchase": np.arange(100) % 2 == 0}
