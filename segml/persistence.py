@@ -20,13 +20,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "PersistenceError",
     "atomic_write_bytes",
+    "check_document",
     "dump_skops",
     "load_skops",
     "read_json",
@@ -39,6 +40,39 @@ __all__ = [
 
 class PersistenceError(ValueError):
     """A saved model could not be read back (wrong format, untrusted type, bad file)."""
+
+
+def check_document(
+    document: Any,
+    format_name: str,
+    format_version: int,
+    *,
+    source: str | os.PathLike = "the document",
+    error: type[Exception] = PersistenceError,
+) -> None:
+    """Refuse a saved document of another format, or of a version this segml cannot read.
+
+    Every saved segml object carries ``format`` and ``format_version``; loaders call
+    this before reading anything else, so an old or foreign file fails with one
+    clear message instead of a ``KeyError`` half-way through.
+
+    Examples
+    --------
+    >>> check_document({"format": "segml.CLVModel", "format_version": 1}, "segml.CLVModel", 1)
+    >>> check_document({"format": "other"}, "segml.CLVModel", 1)
+    Traceback (most recent call last):
+    ...
+    segml.persistence.PersistenceError: Not a saved segml.CLVModel: the document has format 'other'.
+    """
+    found = document.get("format") if isinstance(document, Mapping) else type(document).__name__
+    if found != format_name:
+        raise error(f"Not a saved {format_name}: {source} has format {found!r}.")
+    version = document.get("format_version")
+    if version != format_version:
+        raise error(
+            f"{source} is a {format_name} of format_version {version!r}; this segml reads "
+            f"version {format_version}. Re-fit or re-save it with this segml."
+        )
 
 
 def versions() -> dict[str, str]:

@@ -207,7 +207,9 @@ def test_load_refuses_another_format(synthetic, tmp_path):
     document = json.loads((tmp_path / "churn_model.json").read_text())
     document["format"] = "segml.clv_model"
     (tmp_path / "churn_model.json").write_text(json.dumps(document))
-    with pytest.raises(PersistenceError, match="not a segml churn model"):
+    with pytest.raises(
+        PersistenceError, match="Not a saved segml.churn_model: .*has format 'segml.clv_model'"
+    ):
         ChurnModel.load(tmp_path)
 
 

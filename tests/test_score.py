@@ -91,6 +91,24 @@ def model_dir(registered) -> Path:
     return registered.export_path
 
 
+def test_a_saved_scorer_of_another_format_version_is_refused(fitted, tmp_path):
+    """Loading checks the version it reads, so a future scorer.json is not misread."""
+    import json
+
+    from segml.persistence import PersistenceError
+
+    folder = fitted.save(tmp_path / "scorer")
+    document = json.loads((folder / "scorer.json").read_text())
+    document["format_version"] = 2
+    (folder / "scorer.json").write_text(json.dumps(document))
+    with pytest.raises(
+        PersistenceError,
+        match=r"scorer\.json is a segml\.CustomerScorer of format_version 2; this segml "
+        r"reads version 1\. Re-fit or re-save it",
+    ):
+        CustomerScorer.load(folder)
+
+
 def expected_scores(scorer: CustomerScorer, clean: pd.DataFrame) -> pd.DataFrame:
     return scorer.score(clean, as_of=AS_OF).rename_axis("customer_id").reset_index()
 

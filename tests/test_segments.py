@@ -145,7 +145,7 @@ def test_json_round_trip_predicts_identically_and_holds_no_pickle(fitted, rfm, t
 def test_load_refuses_other_documents(tmp_path):
     path = tmp_path / "other.json"
     path.write_text('{"format": "something else"}')
-    with pytest.raises(PersistenceError, match="Not a segml.SegmentModel"):
+    with pytest.raises(PersistenceError, match="Not a saved segml.SegmentModel"):
         SegmentModel.load(path)
 
 

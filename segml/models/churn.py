@@ -63,6 +63,7 @@ from threadpoolctl import threadpool_limits
 from segml.features._churn import ChurnInputError
 from segml.persistence import (
     PersistenceError,
+    check_document,
     dump_skops,
     load_skops,
     read_json,
@@ -463,12 +464,7 @@ class ChurnModel(BaseEstimator):
         """
         directory = Path(directory)
         document = read_json(directory / _JSON_NAME)
-        if document.get("format") != _FORMAT or document.get("format_version") != _FORMAT_VERSION:
-            raise PersistenceError(
-                f"{directory / _JSON_NAME} is not a segml churn model of format version "
-                f"{_FORMAT_VERSION} (found format={document.get('format')!r}, "
-                f"version={document.get('format_version')!r})."
-            )
+        check_document(document, _FORMAT, _FORMAT_VERSION, source=directory / _JSON_NAME)
         model = cls(**document["params"])
         calibrated = load_skops(directory / document["classifier_file"], trusted=TRUSTED_TYPES)
         if not isinstance(calibrated, CalibratedClassifierCV):

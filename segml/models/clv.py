@@ -743,16 +743,9 @@ class CLVModel(BaseEstimator):
         segml.persistence.PersistenceError
             If the document is not a saved CLVModel of a known format version.
         """
-        from segml.persistence import PersistenceError
+        from segml.persistence import PersistenceError, check_document
 
-        if not isinstance(document, dict) or document.get("format") != _FORMAT:
-            found = document.get("format") if isinstance(document, dict) else type(document)
-            raise PersistenceError(f"Not a saved {_FORMAT} (format is {found!r}).")
-        if document.get("format_version") != _FORMAT_VERSION:
-            raise PersistenceError(
-                f"Saved {_FORMAT} has format_version {document.get('format_version')!r}; this "
-                f"segml reads version {_FORMAT_VERSION}. Re-fit or re-save with this segml."
-            )
+        check_document(document, _FORMAT, _FORMAT_VERSION)
         try:
             hyper = dict(document["hyperparameters"])
             hyper["penalizer_retries"] = tuple(hyper["penalizer_retries"])

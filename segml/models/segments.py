@@ -516,13 +516,9 @@ class SegmentModel(BaseEstimator):
     @classmethod
     def from_dict(cls, document: Mapping[str, Any]) -> SegmentModel:
         """Rebuild a fitted model from :meth:`to_dict` output."""
-        from segml.persistence import PersistenceError
+        from segml.persistence import check_document
 
-        if document.get("format") != _FORMAT or document.get("format_version") != _FORMAT_VERSION:
-            raise PersistenceError(
-                f"Not a {_FORMAT} v{_FORMAT_VERSION} document (format={document.get('format')!r}, "
-                f"format_version={document.get('format_version')!r})."
-            )
+        check_document(document, _FORMAT, _FORMAT_VERSION)
         model = cls(**document["params"])
         model.features_ = list(document["features"])
         model.n_features_in_ = len(model.features_)

@@ -41,7 +41,7 @@ from segml.models.churn import RISK_BANDS, ChurnModel
 from segml.models.clv import CLVModel
 from segml.models.scorecard import TierScorecard, repurchase_rate
 from segml.models.segments import SegmentModel
-from segml.persistence import PersistenceError, read_json, versions, write_json
+from segml.persistence import check_document, read_json, versions, write_json
 from segml.scoring._segment_map import DEFAULT_ACTIONS, SegmentMap, build_segment_map
 
 __all__ = ["OUTPUT_COLUMNS", "CustomerScorer", "ScorerError", "customer_features"]
@@ -491,11 +491,7 @@ class CustomerScorer:
         """Rebuild a scorer saved by :meth:`save`; predicts identically, no pickle."""
         folder = Path(folder)
         document = read_json(folder / "scorer.json")
-        if document.get("format") != _FORMAT:
-            raise PersistenceError(
-                f"{folder / 'scorer.json'} is not a segml CustomerScorer "
-                f"(format {document.get('format')!r})."
-            )
+        check_document(document, _FORMAT, _FORMAT_VERSION, source=folder / "scorer.json")
         settings = document["settings"]
         scorer = cls(
             actions=settings["actions"],

@@ -231,11 +231,9 @@ class SegmentMap:
     @classmethod
     def from_dict(cls, document: Mapping[str, Any]) -> SegmentMap:
         """Inverse of :meth:`to_dict`."""
-        if document.get("format") != _FORMAT or document.get("format_version") != _FORMAT_VERSION:
-            raise SegmentMapError(
-                f"Not a {_FORMAT} v{_FORMAT_VERSION} document (format={document.get('format')!r}, "
-                f"format_version={document.get('format_version')!r})."
-            )
+        from segml.persistence import check_document
+
+        check_document(document, _FORMAT, _FORMAT_VERSION, error=SegmentMapError)
         return cls(document["entries"], document["n_customers"], document.get("metadata"))
 
     def to_json(self, path) -> None:
