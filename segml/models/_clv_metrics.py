@@ -7,6 +7,8 @@ import pandas as pd
 
 __all__ = ["holdout_metrics", "simple_clv"]
 
+# The RFM columns of a calibration_holdout table, without their "_cal" suffix.
+_RFM_COLUMNS = ("frequency", "recency", "T", "monetary_value")
 _HOLDOUT_COLUMNS = (
     "frequency_cal",
     "recency_cal",
@@ -82,6 +84,27 @@ def simple_clv(avg_order_value, purchases_per_year, lifetime_years, acquisition_
     return result
 
 
+def holdout_predicted_purchases(
+    model, cal_holdout: pd.DataFrame
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The calibration RFM table and the purchases the model predicts for the holdout.
+
+    The horizon is the holdout's length (``duration_holdout``), one per customer when
+    they differ. Shared by :func:`holdout_metrics` and the calibration chart, so
+    both judge the model on the same predictions.
+    """
+    missing = [c for c in _HOLDOUT_COLUMNS if c not in cal_holdout.columns]
+    if missing:
+        raise ValueError(
+            f"cal_holdout lacks the column(s) {missing}; build it with "
+            "segml.features.calibration_holdout(..., time_unit=..., unit_multiplier=...)."
+        )
+    rfm = cal_holdout[[f"{c}_cal" for c in _RFM_COLUMNS]].set_axis(list(_RFM_COLUMNS), axis=1)
+    duration = cal_holdout["duration_holdout"].to_numpy(dtype=float)
+    horizon = duration[0] if np.all(duration == duration[0]) else duration
+    return rfm, model.expected_purchases(rfm, horizon=horizon).to_numpy()
+
+
 def holdout_metrics(model, cal_holdout: pd.DataFrame) -> dict[str, float]:
     """Accuracy of a fitted CLV model on a holdout period: purchases and spend.
 
@@ -118,23 +141,7 @@ def holdout_metrics(model, cal_holdout: pd.DataFrame) -> dict[str, float]:
     >>> round(metrics["purchases_mae"], 3), round(metrics["spend_total_error_pct"], 1)
     (0.265, 50.2)
     """
-    missing = [c for c in _HOLDOUT_COLUMNS if c not in cal_holdout.columns]
-    if missing:
-        raise ValueError(
-            f"cal_holdout lacks the column(s) {missing}; build it with "
-            "segml.features.calibration_holdout(..., time_unit=..., unit_multiplier=...)."
-        )
-    rfm = pd.DataFrame(
-        {
-            "frequency": cal_holdout["frequency_cal"],
-            "recency": cal_holdout["recency_cal"],
-            "T": cal_holdout["T_cal"],
-            "monetary_value": cal_holdout["monetary_value_cal"],
-        }
-    )
-    duration = cal_holdout["duration_holdout"].to_numpy(dtype=float)
-    horizon = duration[0] if np.all(duration == duration[0]) else duration
-    predicted_purchases = model.expected_purchases(rfm, horizon=horizon).to_numpy()
+    rfm, predicted_purchases = holdout_predicted_purchases(model, cal_holdout)
     predicted_spend = predicted_purchases * model.expected_spend(rfm).to_numpy()
     actual_purchases = cal_holdout["frequency_holdout"].to_numpy(dtype=float)
     actual_spend = actual_purchases * cal_holdout["monetary_value_holdout"].to_numpy(dtype=float)

@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from segml.models._clv_metrics import holdout_predicted_purchases
+
 __all__ = [
     "plot_calibration_purchases",
     "plot_clv_distribution",
@@ -60,16 +62,7 @@ def plot_calibration_purchases(
     >>> [line.get_label() for line in fig.axes[0].get_lines()]
     ['actual', 'model']
     """
-    rfm = pd.DataFrame(
-        {
-            "frequency": cal_holdout["frequency_cal"],
-            "recency": cal_holdout["recency_cal"],
-            "T": cal_holdout["T_cal"],
-        }
-    )
-    duration = cal_holdout["duration_holdout"].to_numpy(dtype=float)
-    horizon = duration[0] if np.all(duration == duration[0]) else duration
-    predicted = model.expected_purchases(rfm, horizon=horizon).to_numpy()
+    rfm, predicted = holdout_predicted_purchases(model, cal_holdout)
     group = np.minimum(rfm["frequency"].to_numpy(), max_frequency).astype(int)
     table = (
         pd.DataFrame(
@@ -91,7 +84,10 @@ def plot_calibration_purchases(
         table.index, [f"{lab}\n(n={n})" for lab, n in zip(labels, table["customers"], strict=True)]
     )
     ax.set_xlabel("repeat purchases in the calibration period (customers)")
-    ax.set_ylabel(f"mean purchases in the holdout ({duration.max():g} {_unit_name(model)})")
+    ax.set_ylabel(
+        f"mean purchases in the holdout ({cal_holdout['duration_holdout'].max():g} "
+        f"{_unit_name(model)})"
+    )
     ax.set_title("Calibration vs holdout: purchases per customer")
     ax.legend()
     return fig

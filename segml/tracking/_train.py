@@ -382,6 +382,8 @@ def _experiment(client, name: str, tracking_uri: str):
 
 
 def _segml_version() -> str:
-    from segml import __version__
+    # The installed distribution's version, as saved models record it (not the
+    # package root, which tracking sits below).
+    from segml.persistence import versions
 
-    return __version__
+    return versions()["segml"]
