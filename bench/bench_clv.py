@@ -134,7 +134,7 @@ def main() -> None:
         )
     # Same numbers: parameters of both fits, and CLV with lifetimes' own parameters.
     bg_rel = np.max(
-        np.abs(np.array(list(model.bgnbd_params_.values())) / bgf.params_.to_numpy() - 1)
+        np.abs(np.array(list(model.purchase_params_.values())) / bgf.params_.to_numpy() - 1)
     )
     gg_rel = np.max(
         np.abs(np.array(list(model.gamma_gamma_params_.values())) / ggf.params_.to_numpy() - 1)
@@ -142,7 +142,7 @@ def main() -> None:
     same_params = CLVModel.from_dict(
         {
             **model.to_dict(),
-            "bgnbd_params": bgf.params_.to_dict(),
+            "purchase_params": bgf.params_.to_dict(),
             "gamma_gamma_params": ggf.params_.to_dict(),
         }
     )

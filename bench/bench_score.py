@@ -123,7 +123,7 @@ def _lifetimes_clv(rfm_path: str, clv_document: dict, out: str) -> dict:
     rfm = pd.read_parquet(rfm_path)
     # The saved model's own parameters: the baseline is lifetimes' CLV step alone.
     bgf, ggf = BetaGeoFitter(), GammaGammaFitter()
-    bgf.params_ = pd.Series(clv_document["bgnbd_params"])[["r", "alpha", "a", "b"]]
+    bgf.params_ = pd.Series(clv_document["purchase_params"])[["r", "alpha", "a", "b"]]
     ggf.params_ = pd.Series(clv_document["gamma_gamma_params"])[["p", "q", "v"]]
     bgf.predict = bgf.conditional_expected_number_of_purchases_up_to_time  # as fit() sets it
     settings = clv_document["hyperparameters"]

@@ -78,7 +78,7 @@ def _segml(path: str, out: str, k: int) -> dict:
     pd.DataFrame({"clv": clv["clv"].to_numpy(), "segment": labels}, index=rfm.index).to_parquet(out)
     return {
         "steps": clock.steps,
-        "params": {**model.bgnbd_params_, **model.gamma_gamma_params_},
+        "params": {**model.purchase_params_, **model.gamma_gamma_params_},
         "sizes": sorted(segments.segment_sizes_.values(), reverse=True),
     }
 

@@ -10,11 +10,14 @@ Importing segml does nothing else: no warning filters, no logging handlers, no I
 and MLflow is imported only when :func:`train` is called.
 """
 
+from segml._config import load_config
 from segml.datasets import load_cdnow, simulate_transactions
 from segml.features import calibration_holdout, churn_features, churn_labels, rfm_summary
 from segml.models import (
+    BGBBModel,
     ChurnModel,
     CLVModel,
+    RetentionModel,
     RFMSegments,
     SegmentModel,
     TierScorecard,
@@ -35,11 +38,13 @@ from segml.transactions import DataQualityReport, TransactionsError, load_transa
 __version__ = "0.1.0"
 
 __all__ = [
+    "BGBBModel",
     "CLVModel",
     "ChurnModel",
     "CustomerScorer",
     "DataQualityReport",
     "RFMSegments",
+    "RetentionModel",
     "SegmentMap",
     "SegmentModel",
     "TierScorecard",
@@ -53,6 +58,7 @@ __all__ = [
     "early_warning",
     "holdout_metrics",
     "load_cdnow",
+    "load_config",
     "load_transactions",
     "migration_matrix",
     "rfm_summary",

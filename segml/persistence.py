@@ -3,7 +3,9 @@
 Nothing here unpickles. JSON documents carry a ``format`` name and the versions that
 wrote them, so a loader can refuse a document it does not understand. skops files
 are loaded with an explicit list of trusted types: an object of any other type in
-the file is refused before it is built.
+the file is refused before it is built. The node kinds a saved churn model holds are
+built here exactly as skops builds them (importing skops costs 0.5-0.8 s, as it
+indexes every scikit-learn estimator); anything else is handed to skops.
 
 Examples
 --------
@@ -19,10 +21,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+# Moved to segml.io (one module reads and writes files); re-exported for existing imports.
+from segml.io import atomic_write_bytes, write_table
 
 __all__ = [
     "PersistenceError",
@@ -88,45 +92,6 @@ def versions() -> dict[str, str]:
     return found
 
 
-def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
-
-    A crash at any moment leaves either the old file untouched or the new one complete.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_table(frame, path: str | os.PathLike) -> None:
-    """Write a DataFrame as Parquet or CSV (by extension), atomically.
-
-    The table is serialised in memory first, then written with
-    :func:`atomic_write_bytes`, so a failure leaves any previous file untouched.
-    """
-    import io
-
-    path = Path(path)
-    buffer = io.BytesIO()
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        frame.to_parquet(buffer)
-    elif suffix == ".csv":
-        buffer.write(frame.to_csv().encode("utf-8"))
-    else:
-        raise ValueError(f"Cannot tell the table format of {path.name!r}: use .parquet or .csv.")
-    atomic_write_bytes(buffer.getvalue(), path)
-
-
 def write_json(document: dict[str, Any], path: str | os.PathLike) -> None:
     """Write a JSON document atomically (sorted keys, two-space indent, UTF-8)."""
     text = json.dumps(document, indent=2, sort_keys=True, allow_nan=False)
@@ -140,9 +105,13 @@ def read_json(path: str | os.PathLike) -> dict[str, Any]:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PersistenceError(f"No saved model file at {path}.") from None
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise PersistenceError(
             f"{path} is not valid JSON ({exc}); was it written by segml?"
+        ) from None
+    except OSError as exc:  # a folder in its place, no permission, ...
+        raise PersistenceError(
+            f"Cannot read the saved model file {path}: {exc.strerror}."
         ) from None
 
 
@@ -182,16 +151,19 @@ _BASIC_TYPES = frozenset(
 )
 
 
-def skops_types(path: str | os.PathLike) -> set[str]:
-    """Every type named in a skops file's schema (``module.Class``), read without loading it."""
-    import json as _json
+def _skops_schema(path: Path) -> Any:
+    """The ``schema.json`` of a skops file, read without loading anything."""
     import zipfile
 
     try:
         with zipfile.ZipFile(path) as archive:
-            schema = _json.loads(archive.read("schema.json"))
-    except (zipfile.BadZipFile, KeyError, _json.JSONDecodeError) as exc:
+            return json.loads(archive.read("schema.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, RecursionError) as exc:
+        # ValueError: JSON errors, and a bad zip that zipfile reports as one.
         raise PersistenceError(f"{path} is not a skops file ({exc}).") from None
+
+
+def _schema_types(schema: Any) -> set[str]:
     found: set[str] = set()
     stack = [schema]
     while stack:
@@ -205,6 +177,11 @@ def skops_types(path: str | os.PathLike) -> set[str]:
     return found
 
 
+def skops_types(path: str | os.PathLike) -> set[str]:
+    """Every type named in a skops file's schema (``module.Class``), read without loading it."""
+    return _schema_types(_skops_schema(Path(path)))
+
+
 def load_skops(path: str | os.PathLike, *, trusted: Iterable[str]) -> Any:
     """Load a skops file, refusing it if it names any type outside ``trusted``.
 
@@ -215,19 +192,172 @@ def load_skops(path: str | os.PathLike, *, trusted: Iterable[str]) -> Any:
     Raises
     ------
     PersistenceError
-        If the file holds a type that is not in ``trusted``; the message lists them.
+        If the file is missing or damaged, or holds a type that is not in
+        ``trusted`` (the message lists them).
     """
-    import skops.io as sio
-
     path = Path(path)
     if not path.exists():
         raise PersistenceError(f"No skops file at {path}.")
-    allowed = set(trusted) | _BASIC_TYPES
-    found = skops_types(path)
+    allowed = frozenset(trusted) | _BASIC_TYPES
+    schema = _skops_schema(path)
+    found = _schema_types(schema)
     untrusted = sorted(found - allowed)
     if untrusted:
         raise PersistenceError(
             f"{path} holds types that are not on the trust list: {untrusted}. "
             "Refusing to load it; re-save the model with this version of segml."
         )
-    return sio.load(path, trusted=sorted(found))
+    try:
+        try:
+            return _SkopsReader(path, allowed).read(schema)
+        except _LeftToSkops:
+            import skops.io as sio
+
+            return sio.load(path, trusted=sorted(found))
+    except PersistenceError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever building raises, the file is at fault
+        # skops audits the tree again (functions it would call are refused here, as
+        # they are not types of the schema) and a damaged member fails while building.
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise PersistenceError(
+            f"{path} is damaged or holds objects segml does not load "
+            f"({type(exc).__name__}: {reason}); re-save the model with this version of segml."
+        ) from None
+
+
+class _LeftToSkops(Exception):
+    """A skops node kind (or protocol) that :class:`_SkopsReader` leaves to skops."""
+
+
+class _SkopsReader:
+    """Builds the objects of a skops file of protocol 2 (skops 0.10 to 0.16).
+
+    ``import skops.io`` indexes every scikit-learn estimator (it imports all of
+    scikit-learn, and pytest): 0.5-0.8 s, most of the time a scoring model takes to
+    load in a fresh process. This reader builds the node kinds a saved churn model
+    holds (objects, containers, JSON values, numpy arrays, a random generator, a
+    Cython loss) exactly as skops' own nodes do, and raises :class:`_LeftToSkops`
+    for anything else, which :func:`load_skops` then hands to skops. Every type it
+    imports has passed the caller's trust list first (``allowed``); arrays are read
+    with ``allow_pickle=False``; an object referring to itself is refused.
+    """
+
+    PROTOCOL = 2
+    _BUILTINS = {"ListNode": list, "TupleNode": tuple, "DictNode": dict}
+
+    def __init__(self, path: Path, allowed: frozenset[str]):
+        self.path = path
+        self.allowed = allowed
+        self.memo: dict[Any, Any] = {}
+
+    def read(self, schema: Any) -> Any:
+        import zipfile
+
+        if not isinstance(schema, dict) or schema.get("protocol") != self.PROTOCOL:
+            raise _LeftToSkops
+        with zipfile.ZipFile(self.path) as archive:
+            self.archive = archive
+            return self.build(schema)
+
+    def find(self, module: str, name: str) -> Any:
+        import importlib
+
+        if f"{module}.{name}" not in self.allowed:  # pragma: no cover - checked before
+            raise PersistenceError(f"{self.path}: {module}.{name} is not on the trust list.")
+        return getattr(importlib.import_module(module), name)
+
+    def build(self, state: dict[str, Any]) -> Any:
+        saved_id = state.get("__id__")
+        if saved_id is not None and saved_id in self.memo:
+            value = self.memo[saved_id]
+            if value is _IN_PROGRESS:
+                raise PersistenceError(f"{self.path} holds an object that contains itself.")
+            return value
+        loader = state["__loader__"]
+        if loader == "CachedNode":
+            raise PersistenceError(f"{self.path} refers to an unknown object {saved_id!r}.")
+        if saved_id is not None:
+            self.memo[saved_id] = _IN_PROGRESS
+        value = self._build(loader, state)
+        if saved_id is not None:
+            self.memo[saved_id] = value
+        return value
+
+    def _build(self, loader: str, state: dict[str, Any]) -> Any:
+        import io
+
+        import numpy as np
+
+        module, name = state["__module__"], state["__class__"]
+        if loader == "JsonNode":
+            return json.loads(state["content"])
+        if loader == "TypeNode":
+            return self.find(module, name)
+        if loader in self._BUILTINS:
+            if (module, name) != ("builtins", self._BUILTINS[loader].__name__):
+                raise _LeftToSkops  # OrderedDict, namedtuples, ...
+            if loader == "DictNode":
+                key_types = self.build(state["key_types"])
+                content = state["content"]
+                return {
+                    key_type(key): self.build(value)
+                    for key_type, (key, value) in zip(key_types, content.items(), strict=True)
+                }
+            items = [self.build(item) for item in state["content"]]
+            return items if loader == "ListNode" else tuple(items)
+        if loader == "NdArrayNode":
+            if state["type"] == "numpy":
+                array = np.load(io.BytesIO(self.archive.read(state["file"])), allow_pickle=False)
+                if f"{module}.{name}" != "numpy.ndarray":
+                    return self.find(module, name)(array)  # a numpy scalar
+                return array
+            if state["type"] == "json":
+                shape = self.build(state["shape"])
+                items = [self.build(item) for item in state["content"]]
+                if len(shape) == 1:
+                    array = np.empty(len(items), dtype=object)
+                    for position, item in enumerate(items):  # no broadcasting of sequences
+                        array[position] = item
+                    return array
+                return np.array(items, dtype=object)
+            raise _LeftToSkops
+        if loader == "ObjectNode":
+            cls = self.find(module, name)
+            instance = cls.__new__(cls)
+            if state.get("content") is None:
+                return instance
+            attrs = self.build(state["content"])
+            if attrs is not None:
+                if hasattr(instance, "__setstate__"):
+                    instance.__setstate__(attrs)
+                else:
+                    instance.__dict__.update(attrs)
+            return instance
+        if loader == "LossNode":  # a Cython object rebuilt from its __reduce__ arguments
+            cls = self.find(module, name)
+            args = self.build(state["__reduce__"]["args"])
+            instance = cls(*args)
+            attrs = self.build(state["content"])
+            if attrs:
+                if not hasattr(instance, "__setstate__"):
+                    raise _LeftToSkops
+                instance.__setstate__(attrs)
+            return instance
+        if loader == "RandomGeneratorNode":
+            seed_state = self.build(state["content"]["seed_seq"])
+            bit_state = self.build(state["content"]["bit_generator"])
+            # numpy names the bit generator inside the state: only a real bit
+            # generator class of numpy.random is called (as skops does).
+            bit_class = getattr(np.random, str(bit_state["bit_generator"]), None)
+            if not (isinstance(bit_class, type) and issubclass(bit_class, np.random.BitGenerator)):
+                raise PersistenceError(
+                    f"{self.path}: {bit_state['bit_generator']!r} is not a numpy bit generator."
+                )
+            bit_generator = bit_class(np.random.SeedSequence(**seed_state))
+            bit_generator.state = bit_state
+            return self.find(module, name)(bit_generator=bit_generator)
+        raise _LeftToSkops
+
+
+_IN_PROGRESS = object()

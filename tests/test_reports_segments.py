@@ -120,3 +120,48 @@ def test_no_pyplot_state_is_touched():
     plot_tier_counts(TIERS)
     plot_silhouette_curve({3: 0.4, 4: 0.5})
     assert plt.get_fignums() == before
+
+
+def test_every_segment_chart_labels_segments_by_name():
+    table = pd.DataFrame(
+        {
+            "segment": [0, 0, 1, 1, 2],
+            "segment_name": ["best", "best", "lapsed", "lapsed", "gone"],
+            "n_orders": [9, 7, 2, 1, 1],
+            "total_spend": [900.0, 700.0, 30.0, 10.0, 5.0],
+            "days_since_last_purchase": [3, 5, 200, 300, 500],
+        }
+    )
+    names = {0: "best", 1: "lapsed", 2: "gone"}
+    shown = ["0: best", "1: lapsed", "2: gone"]
+
+    def texts(items):
+        return [t.get_text() for t in items]
+
+    scatter = plot_frequency_vs_spend(table)  # names from the segment_name column
+    assert texts(scatter.axes[0].get_legend().get_texts()) == [
+        "0: best (n=2)",
+        "1: lapsed (n=2)",
+        "2: gone (n=1)",
+    ]
+    profiles = plot_segment_profiles(table)
+    assert texts(profiles.axes[0].get_yticklabels()) == [
+        "0: best (n=2)",
+        "1: lapsed (n=2)",
+        "2: gone (n=1)",
+    ]
+    counts = plot_tier_counts(table["segment"], names=names)
+    assert texts(counts.axes[0].get_xticklabels()) == shown
+    shares = plot_tier_shares(table["segment"], names=names)
+    assert [
+        t.split(":")[0] + ":" + t.split(":")[1]
+        for t in texts(shares.axes[0].get_legend().get_texts())
+    ] == shown
+    # A migration matrix read back from CSV has text labels: "0" still finds its name.
+    matrix = migration_matrix(
+        pd.Series({"a": 0, "b": 1, "c": 2}), pd.Series({"a": 0, "b": 0, "d": 2})
+    )
+    matrix = matrix.rename(index=str, columns=str)
+    heat = plot_migration_matrix(matrix, names=names)
+    assert texts(heat.axes[0].get_yticklabels())[:3] == shown
+    assert texts(heat.axes[0].get_xticklabels())[:3] == shown

@@ -1,9 +1,11 @@
 """Batch scoring (`segml score` and its Python twin): same numbers as the scorer,
-every model URI, both formats, chunking, migration files, errors, and atomic output
-under SIGKILL.
+every model URI, both formats, chunking, migration files, errors, cleaning as
+trained, and atomic output under SIGKILL and failures.
 
-Models are real: a scorer fitted on the CDNOW sample and exported to a folder, and
-the same config trained and registered in an embedded SQLite store in a temp folder.
+Models are real: the CDNOW sample config trained once, registered in an embedded
+SQLite store in a temp folder and exported to a folder. Like the CDNOW run config,
+it keeps duplicate rows (the sample has 21), so scoring with the loader's defaults
+would clean differently from training.
 """
 
 from __future__ import annotations
@@ -20,24 +22,31 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from segml.cli import app
-from segml.datasets import simulate_transactions
-from segml.scoring import CustomerScorer, customer_features
-from segml.scoring._segment_map import DEFAULT_ACTIONS
-from segml.tracking import train
-from segml.tracking._score import (
+from segml.batch import (
     SCORE_COLUMNS,
     ScoreError,
     atomic_output,
     score_transactions,
 )
+from segml.cli import app
+from segml.datasets import simulate_transactions
+from segml.scoring import CustomerScorer, customer_features
+from segml.tracking import train
 from segml.transactions import load_transactions
 
 AS_OF = "1998-06-30"
 MODEL_NAME = "segml-score-test"
 runner = CliRunner()
 FLOATS = ["clv", "p_alive", "expected_purchases", "churn_probability"]
-LABELS = ["customer_id", "segment", "segment_name", "tier", "risk_band", "action"]
+LABELS = [
+    "customer_id",
+    "segment",
+    "segment_name",
+    "tier",
+    "risk_band",
+    "action",
+    "action_reason",
+]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +68,25 @@ def raw_csv(store, cdnow_sample) -> Path:
 
 @pytest.fixture(scope="module")
 def clean(cdnow_sample) -> pd.DataFrame:
-    return load_transactions(cdnow_sample)[0]
+    """The sample cleaned as training cleaned it (duplicates kept)."""
+    return load_transactions(cdnow_sample, drop_duplicates=False)[0]
+
+
+TRAINING_CONFIG = {
+    "data": {"source": "cdnow-sample", "name": "CDNOW sample"},
+    "transactions": {"drop_duplicates": False},
+    "clv": {"time_unit": "W"},
+    "segments": {"n_segments": 4, "random_state": 0},
+    "churn": {"random_state": 0},
+    # On the sample the churn classifier trails the best baseline (the default gate
+    # wants a lead of 0.005); these tests are about scoring, so the gate is lowered.
+    "gates": {"churn_min_lead": -0.02},
+    "run": {
+        "as_of": AS_OF,
+        "experiment_name": "segml-score-test",
+        "registered_model_name": MODEL_NAME,
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -67,18 +94,7 @@ def registered(store):
     """The sample config trained once: registered as version 1 (alias candidate) and
     exported to a folder, as a nightly job would find it."""
     folder, uri = store
-    config = {
-        "data": {"source": "cdnow-sample", "name": "CDNOW sample"},
-        "clv": {"time_unit": "W"},
-        "segments": {"n_segments": 4, "random_state": 0},
-        "churn": {"random_state": 0},
-        "run": {
-            "as_of": AS_OF,
-            "experiment_name": "segml-score-test",
-            "registered_model_name": MODEL_NAME,
-        },
-    }
-    return train(config, tracking_uri=uri, export=folder / "models" / "nightly")
+    return train(TRAINING_CONFIG, tracking_uri=uri, export=folder / "models" / "nightly")
 
 
 @pytest.fixture(scope="module")
@@ -99,12 +115,12 @@ def test_a_saved_scorer_of_another_format_version_is_refused(fitted, tmp_path):
 
     folder = fitted.save(tmp_path / "scorer")
     document = json.loads((folder / "scorer.json").read_text())
-    document["format_version"] = 2
+    document["format_version"] = 3
     (folder / "scorer.json").write_text(json.dumps(document))
     with pytest.raises(
         PersistenceError,
-        match=r"scorer\.json is a segml\.CustomerScorer of format_version 2; this segml "
-        r"reads version 1\. Re-fit or re-save it",
+        match=r"scorer\.json is a segml\.CustomerScorer of format_version 3; this segml "
+        r"reads version 2\. Re-fit or re-save it",
     ):
         CustomerScorer.load(folder)
 
@@ -133,7 +149,7 @@ def temp_files(folder: Path) -> list[str]:
 
 # ---------------------------------------------------------------------- same numbers
 def test_scores_equal_the_scorer_through_the_exported_pyfunc(
-    tmp_path, raw_csv, model_dir, fitted, clean
+    tmp_path, raw_csv, model_dir, fitted, clean, registered
 ):
     out = tmp_path / "scores.parquet"
     result = score_transactions(model_dir, raw_csv, as_of=AS_OF, out=out)
@@ -141,9 +157,10 @@ def test_scores_equal_the_scorer_through_the_exported_pyfunc(
     assert list(scores.columns) == list(SCORE_COLUMNS)
     assert_same_scores(scores, expected_scores(fitted, clean))
     assert scores["customer_id"].is_monotonic_increasing
-    # A folder has a name but no registry version; an export made outside a run has no run.
-    assert set(scores["model_name"]) == {"nightly"}
-    assert set(scores["model_version"]) == {""} and set(scores["run_id"]) == {""}
+    # The exported folder keeps its origin: the registered name, version and run.
+    assert set(scores["model_name"]) == {MODEL_NAME}
+    assert set(scores["model_version"]) == {"1"}
+    assert set(scores["run_id"]) == {registered.run_id}
     assert set(scores["as_of"]) == {AS_OF}
     assert result.out == out and result.scores is None
     assert result.n_customers == len(scores) == clean["customer_id"].nunique()
@@ -162,23 +179,25 @@ def test_python_twin_takes_a_dataframe_and_returns_the_scores(
 def test_label_columns_follow_the_models_and_the_segment_map(fitted, clean):
     # Each label recomputed customer by customer from the fitted parts: the scorer
     # builds these columns from integer codes.
+    from segml.scoring._segment_map import risk_actions
+
     features = customer_features(clean, as_of=AS_OF, windows_days=fitted.windows_days)
     scores = fitted.predict(features)
     names = fitted.segments_.segment_names_
-    tier_actions = fitted.segment_map_.lookup("tier", "action")
-    at_risk = DEFAULT_ACTIONS["levels"]["at_risk"]  # the run configures no actions
+    # The run configures no actions: one action per (tier, churn risk band) of the
+    # default table.
+    table = risk_actions(None, fitted.scorecard_.tier_labels_)
     tiers = fitted.scorecard_.predict(features)
     bands = fitted.churn_.risk_band(scores["churn_probability"])
-    # Both branches of the action: the at-risk one, and two tiers' own actions.
+    # Several tiers and bands, so the action table is read in more than one cell.
     assert "high" in set(bands) and len(set(tiers[bands != "high"])) >= 2
     assert scores["segment_name"].tolist() == [names[s] for s in scores["segment"]]
     assert scores["tier"].tolist() == [str(t) for t in tiers]
     assert scores["risk_band"].tolist() == bands.tolist()
-    assert scores["action"].tolist() == [
-        at_risk if band == "high" else tier_actions[tier]
-        for band, tier in zip(bands, tiers, strict=True)
-    ]
-    for column in ("segment_name", "tier", "risk_band", "action"):
+    pairs = list(zip(bands, tiers, strict=True))
+    assert scores["action"].tolist() == [table[str(tier)][band] for band, tier in pairs]
+    assert scores["action_reason"].tolist() == [f"tier {tier}, risk {band}" for band, tier in pairs]
+    for column in ("segment_name", "tier", "risk_band", "action", "action_reason"):
         assert scores[column].dtype == "str", column
 
 
@@ -342,6 +361,7 @@ def test_config_cleans_the_log_as_training_did(tmp_path, raw_csv, model_dir, fit
     assert result.exit_code == 0, result.output
     kept = load_transactions(cdnow_sample, drop_duplicates=False)[0]
     assert_same_scores(pd.read_parquet(out), expected_scores(fitted, kept))
+    assert "warning" not in result.output  # the config agrees with the model
     config.write_text("data:\n  source: cdnow\ntransactions:\n  customer_id: client\n")
     result = runner.invoke(
         app,
@@ -670,3 +690,234 @@ def test_a_killed_run_leaves_the_previous_output_then_a_full_run_replaces_it(tmp
     assert set(scores["as_of"]) == {"2021-12-31"}
     assert temp_files(tmp_path) == []  # the next run removed the dead run's temp file
     assert list(scores.columns) == list(SCORE_COLUMNS)
+
+
+# ------------------------------------------------------------- cleaning as trained
+def training_metric(store, registered, name: str) -> float:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=store[1]).get_run(registered.run_id).data.metrics[name]
+
+
+def test_the_model_remembers_how_its_training_log_was_cleaned(registered, model_dir):
+    from segml.tracking._load import load_scoring_model
+
+    assert registered.scorer.cleaning["drop_duplicates"] is False
+    # Saved with the model: the exported folder's scorer carries the same settings.
+    loaded = load_scoring_model(model_dir).scorer
+    assert loaded.cleaning == registered.scorer.cleaning
+
+
+def test_scoring_without_a_config_keeps_what_training_kept(
+    tmp_path, store, raw_csv, registered, model_dir, fitted, clean
+):
+    """Issue 11.6: today the loader's defaults drop the 21 duplicates training kept."""
+    rows_kept = training_metric(store, registered, "data.rows_kept")
+    assert rows_kept == 6_911
+    result = score_transactions(model_dir, raw_csv, as_of=AS_OF)
+    assert result.n_transactions == rows_kept  # AS_OF is the end of the log
+    assert "duplicate_row" not in result.report.dropped
+    assert result.n_customers == clean["customer_id"].nunique()
+    assert_same_scores(result.scores, expected_scores(fitted, clean))
+    assert result.cleaning_conflicts == []
+
+    out = tmp_path / "scores.parquet"
+    cli = score_cli(out=out, model=str(model_dir), transactions=str(raw_csv))
+    assert cli.exit_code == 0, cli.output
+    assert "6,911 transactions" in cli.output and "warning" not in cli.output
+    assert_same_scores(pd.read_parquet(out), expected_scores(fitted, clean))
+
+
+def test_an_option_contradicting_the_model_wins_with_a_warning_naming_both(
+    tmp_path, raw_csv, model_dir, fitted, cdnow_sample
+):
+    from segml.batch import CleaningWarning
+
+    dropped = load_transactions(cdnow_sample)[0]  # duplicates dropped
+    out = tmp_path / "scores.parquet"
+    result = score_cli(
+        "--drop-duplicates", out=out, model=str(model_dir), transactions=str(raw_csv)
+    )
+    assert result.exit_code == 0, result.output
+    message = " ".join(result.output.split())
+    assert (
+        "warning: --drop-duplicates contradicts the model, which was trained with "
+        "--keep-duplicates; --drop-duplicates is used" in message
+    )
+    assert "6,890 transactions" in message
+    assert_same_scores(pd.read_parquet(out), expected_scores(fitted, dropped))
+
+    with pytest.warns(
+        CleaningWarning,
+        match=r"drop_duplicates=True contradicts .* trained with "
+        r"drop_duplicates=False",
+    ) as caught:
+        twin = score_transactions(
+            model_dir, raw_csv, as_of=AS_OF, columns={"drop_duplicates": True}
+        )
+    assert caught[0].message.model_value is False and caught[0].message.given_value is True
+    assert twin.n_transactions == len(dropped)
+
+
+def test_a_scorer_saved_before_cleaning_was_recorded_still_loads(fitted, tmp_path, clean):
+    """A version-1 scorer.json (no settings.cleaning) loads, with cleaning None."""
+    import json
+
+    folder = fitted.save(tmp_path / "scorer")
+    document = json.loads((folder / "scorer.json").read_text())
+    assert document["format_version"] == 2
+    assert document["settings"]["cleaning"] == fitted.cleaning
+    document["format_version"] = 1
+    del document["settings"]["cleaning"]
+    (folder / "scorer.json").write_text(json.dumps(document))
+    old = CustomerScorer.load(folder)
+    assert old.cleaning is None
+    features = customer_features(clean, as_of=AS_OF, windows_days=fitted.windows_days)
+    pd.testing.assert_frame_equal(old.predict(features), fitted.predict(features))
+
+
+def test_a_bundled_dataset_name_is_a_transaction_log(tmp_path, model_dir, fitted, clean):
+    out = tmp_path / "scores.parquet"
+    result = score_cli(out=out, model=str(model_dir), transactions="cdnow-sample")
+    assert result.exit_code == 0, result.output
+    assert_same_scores(pd.read_parquet(out), expected_scores(fitted, clean))
+
+
+def test_validate_with_the_training_config_reports_what_training_kept(tmp_path, store, registered):
+    """Issue 11.7: the same options and config give the same cleaning in every command."""
+    import yaml
+
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(TRAINING_CONFIG))
+    result = runner.invoke(app, ["validate", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    rows_kept = int(training_metric(store, registered, "data.rows_kept"))
+    assert f"rows kept: {rows_kept:,}" in result.stdout
+    # An option on the command line beats the config's value.
+    result = runner.invoke(app, ["validate", "--config", str(config), "--drop-duplicates"])
+    assert result.exit_code == 0, result.output
+    assert "rows kept: 6,890" in result.stdout and "duplicate_row: 21" in result.stdout
+
+
+# ------------------------------------------------------------ all outputs or none
+def scored_with_migration(tmp_path, model_dir, raw_csv, previous: Path) -> Path:
+    """A first nightly run with --previous: the outputs a failed run must leave alone."""
+    out = tmp_path / "tonight.csv"
+    result = score_cli(
+        "--previous", str(previous), out=out, model=str(model_dir), transactions=str(raw_csv)
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def test_a_migration_that_fails_leaves_the_previous_scoring_in_place(tmp_path, raw_csv, model_dir):
+    """Issue 11.9: today --out is replaced, then the migration fails with exit 1."""
+    previous = tmp_path / "last_night.csv"
+    pd.DataFrame({"customer_id": ["0001"], "tier": ["VIP"], "segment": [0]}).to_csv(
+        previous, index=False
+    )
+    scored_with_migration(tmp_path, model_dir, raw_csv, previous)
+    before = snapshot(tmp_path)
+    assert set(before) == {
+        "last_night.csv",
+        "tonight.csv",
+        "tonight.migration_tier.csv",
+        "tonight.migration_segment.csv",
+    }
+    # A previous scoring listing a customer twice: the migration matrix refuses it
+    # after every customer was scored.
+    repeated = tmp_path / "repeated.csv"
+    pd.DataFrame(
+        {"customer_id": ["0001", "0001"], "tier": ["VIP", "VIP"], "segment": [0, 0]}
+    ).to_csv(repeated, index=False)
+    before["repeated.csv"] = repeated.read_bytes()
+    result = score_cli(
+        "--previous",
+        str(repeated),
+        out=tmp_path / "tonight.csv",
+        model=str(model_dir),
+        transactions=str(raw_csv),
+        as_of="1998-03-31",
+    )
+    assert result.exit_code == 1
+    assert "repeated customer_id" in " ".join(result.output.split())
+    assert snapshot(tmp_path) == before  # every output as the first run left it
+    assert temp_files(tmp_path) == []
+
+
+def test_an_output_that_cannot_be_replaced_leaves_every_output_as_it_was(
+    tmp_path, raw_csv, model_dir
+):
+    previous = tmp_path / "last_night.csv"
+    pd.DataFrame({"customer_id": ["0001"], "tier": ["VIP"], "segment": [0]}).to_csv(
+        previous, index=False
+    )
+    scored_with_migration(tmp_path, model_dir, raw_csv, previous)
+    # The segment migration's name is taken by a folder: nothing can be committed.
+    (tmp_path / "tonight.migration_segment.csv").unlink()
+    (tmp_path / "tonight.migration_segment.csv").mkdir()
+    before = snapshot(tmp_path)
+    result = score_cli(
+        "--previous",
+        str(previous),
+        out=tmp_path / "tonight.csv",
+        model=str(model_dir),
+        transactions=str(raw_csv),
+        as_of="1998-03-31",
+    )
+    assert result.exit_code == 1
+    message = " ".join(result.output.split())
+    assert "error: Cannot write" in message and "tonight.migration_segment.csv" in message
+    assert "is a folder" in message and "Nothing was replaced" in message
+    assert "Traceback" not in result.output
+    assert snapshot(tmp_path) == before  # the tier migration and the scores too
+    assert temp_files(tmp_path) == []
+
+
+FULL_DISK = """
+import resource, signal, sys
+# Writes past the limit fail with EFBIG as a full disk fails with ENOSPC (SIGXFSZ
+# ignored, so the write raises instead of killing the process).
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), int(sys.argv[1])))
+sys.argv = ["segml", *sys.argv[2:]]
+from segml.cli import app
+app()
+"""
+
+
+def test_a_full_disk_is_one_error_line_and_replaces_nothing(tmp_path, raw_csv, model_dir):
+    import os
+
+    out = tmp_path / "scores.csv"
+    out.write_text("last night\n")
+    limit = 50_000  # bytes: a fraction of the 2,349-customer table
+    command = [sys.executable, "-c", FULL_DISK, str(limit), "score", "--model", str(model_dir)]
+    command += ["--transactions", str(raw_csv), "--as-of", AS_OF, "--out", str(out)]
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "COLUMNS": "200"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, done.stderr
+    assert errors[0].startswith("error: Cannot write") and "File too large" in errors[0]
+    assert "Nothing was replaced" in errors[0]
+    assert out.read_text() == "last night\n"
+    assert temp_files(tmp_path) == []
+
+
+def test_cleaning_that_is_not_json_is_refused_by_name(fitted, tmp_path):
+    from segml.scoring import ScorerError
+
+    original = fitted.cleaning
+    try:
+        fitted.cleaning = {"drop_duplicates": False, "as_of": pd.Timestamp("1998-06-30")}
+        with pytest.raises(ScorerError, match=r"cleaning\['as_of'\] = Timestamp\('1998-06-30"):
+            fitted.save(tmp_path / "scorer")
+    finally:
+        fitted.cleaning = original
+    assert not (tmp_path / "scorer").exists()  # refused before anything was written

@@ -10,7 +10,7 @@ import yaml
 
 from segml.models._segments_input import SegmentInputError
 from segml.models.scorecard import (
-    DEFAULT_CONFIG,
+    PRACTICE_CONFIG,
     TierConfigError,
     TierScorecard,
     purchases_per_month,
@@ -20,12 +20,12 @@ from segml.models.scorecard import (
 
 @pytest.fixture(scope="module")
 def card() -> TierScorecard:
-    return TierScorecard.default()
+    return TierScorecard.practice()
 
 
 @pytest.fixture
 def config() -> dict:
-    return yaml.safe_load(DEFAULT_CONFIG.read_text())
+    return yaml.safe_load(PRACTICE_CONFIG.read_text())
 
 
 def _customers(rows):
@@ -331,7 +331,7 @@ def test_value_tiers_missing_clv_is_named():
 
 
 def test_value_tiers_config_file_is_the_default():
-    model = ValueTiers.from_yaml(DEFAULT_CONFIG.parent / "value_tiers.yaml")
+    model = ValueTiers.from_yaml(PRACTICE_CONFIG.parent / "value_tiers.yaml")
     default = ValueTiers()
     assert [dict(b) for b in model.bands] == [dict(b) for b in default.bands]
     assert model.classes == default.classes
@@ -393,3 +393,287 @@ def test_group_tables_must_keep_names(config):
     card = TierScorecard(**config, group_column="industry", groups={"retail": {"colour": 1}})
     with pytest.raises(TierConfigError, match=r"groups.retail has unknown field\(s\) \['colour'\]"):
         card.fit()
+
+
+# ----------------------------------------------------------- quantile band edges
+import json  # noqa: E402
+import warnings  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from segml.models.scorecard import (  # noqa: E402
+    DEFAULT_CONFIG,
+    MAX_TIER_SHARE,
+    TierConcentrationWarning,
+)
+from segml.scoring import customer_features  # noqa: E402
+
+CONFIGS = PRACTICE_CONFIG.parent
+
+
+def _simulated_customers(n: int, seed: int, scale: float = 1.0) -> pd.DataFrame:
+    """Customers with continuous measures (no ties), ``scale`` multiplying every one."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "n_orders": rng.integers(1, 40, n).astype(float),
+            "tenure_days": rng.uniform(40, 700, n),
+            "total_spend": rng.lognormal(4, 1, n) * scale,
+            "repurchase_rate": rng.uniform(0, 1, n) ** 2,
+        },
+        index=pd.Index([f"c{i:05d}" for i in range(n)], name="customer_id"),
+    )
+    frame["n_orders"] *= scale
+    return frame
+
+
+def _median_card() -> TierScorecard:
+    return TierScorecard(
+        criteria=[
+            {
+                "name": "spend",
+                "measure": "total_spend",
+                "bands": [
+                    {"label": "high", "lower": {"at_quantile": 0.5}, "points": 5},
+                    {"label": "low", "upper": {"at_quantile": 0.5}, "points": 1},
+                ],
+            }
+        ],
+        tiers=[{"label": "top", "lower": 5}, {"label": "rest", "upper": 5}],
+    )
+
+
+def test_quantile_edge_known_answer():
+    # Spend 1..10: the median (linear interpolation) is 5.5; 5.5 is high, 5.4 is low.
+    card = _median_card().fit(pd.DataFrame({"total_spend": np.arange(1.0, 11.0)}))
+    assert card.edges_ == {"spend": [5.5]}
+    assert card.edge_quantiles_ == {"spend": [0.5]}
+    assert card.tier_shares_ == {"top": 0.5, "rest": 0.5}
+    assert card.predict(pd.DataFrame({"total_spend": [5.5, 5.4]})).tolist() == ["top", "rest"]
+
+
+def test_quantile_edges_equal_numpy_quantiles_and_are_kept_at_scoring():
+    train = _simulated_customers(4_000, seed=1)
+    card = TierScorecard.default().fit(train)
+    measures = {
+        "purchase_frequency": purchases_per_month(train).to_numpy(),
+        "spend": train["total_spend"].to_numpy(),
+        "loyalty": train["repurchase_rate"].to_numpy(),
+    }
+    for name, values in measures.items():
+        assert card.edges_[name] == np.quantile(values, [0.7, 0.9]).tolist(), name
+        assert card.edge_quantiles_[name] == [0.7, 0.9]
+    # Other customers, every amount 10x: graded with the training edges, not their own.
+    other = _simulated_customers(1_000, seed=2, scale=10.0)
+    scores = card.score(other)
+    for name, values in {
+        "purchase_frequency": purchases_per_month(other).to_numpy(),
+        "spend": other["total_spend"].to_numpy(),
+    }.items():
+        expected = np.array(["low", "middle", "high"])[
+            np.searchsorted(card.edges_[name], values, side="right")
+        ]
+        assert scores[f"{name}_band"].tolist() == expected.tolist(), name
+    assert (scores["spend_band"] == "high").mean() > 0.5  # not 10% as a refit would give
+    refit = TierScorecard.default().fit(other)
+    assert refit.edges_["spend"] != card.edges_["spend"]
+
+
+def test_training_shares_follow_the_quantiles():
+    card = TierScorecard.default().fit(_simulated_customers(5_000, seed=3))
+    for name in ("spend", "loyalty"):
+        shares = card.band_shares_[name]
+        assert shares["high"] == pytest.approx(0.1, abs=1e-3)
+        assert shares["middle"] == pytest.approx(0.2, abs=1e-3)
+    assert sum(card.tier_shares_.values()) == pytest.approx(1.0)
+    assert list(card.tier_shares_) == ["VIP", "regular", "prospect"]
+
+
+def test_fitted_edges_round_trip_through_json():
+    train = _simulated_customers(2_000, seed=4)
+    card = TierScorecard.default().fit(train)
+    document = json.loads(json.dumps(card.to_dict()))
+    assert document["format"] == "segml.TierScorecard" and document["format_version"] == 2
+    back = TierScorecard.from_dict(document)
+    assert back.edges_ == card.edges_
+    assert back.tier_shares_ == card.tier_shares_
+    other = _simulated_customers(500, seed=5, scale=3.0)
+    pd.testing.assert_frame_equal(back.score(other), card.score(other))
+
+
+def test_old_documents_load_and_foreign_versions_are_refused(config):
+    # format_version 1: the bare parameters a CustomerScorer saved before this version.
+    old = TierScorecard.from_dict(
+        {"criteria": config["criteria"], "tiers": config["tiers"], "currency": "USD"}
+    )
+    customers = _customers([("a", 48, 365, 12_000.0, 1.0), ("b", 1, 200, 80.0, 0.0)])
+    assert old.predict(customers).tolist() == ["VIP", "prospect"]
+    assert old.edges_["spend"] == [5_000.0, 10_000.0] and old.edge_quantiles_["spend"] is None
+    newer = TierScorecard.practice().fit(customers).to_dict() | {"format_version": 3}
+    with pytest.raises(TierConfigError, match="format_version 3; this segml reads version 2"):
+        TierScorecard.from_dict(newer)
+
+
+def test_quantile_table_must_be_fitted_on_data():
+    card = TierScorecard.default()
+    assert not hasattr(card, "edges_")
+    with pytest.raises(SegmentInputError, match=r"quantiles of the training data .* call fit"):
+        card.predict(_simulated_customers(10, seed=0))
+    with pytest.raises(
+        TierConfigError,
+        match=r"\['loyalty', 'purchase_frequency', 'spend'\].*"
+        r"fit\(customers\)",
+    ):
+        card.fit()
+
+
+@pytest.mark.parametrize(
+    ("bands", "message"),
+    [
+        (
+            [
+                {"label": "high", "lower": {"at_quantile": 0.9}, "points": 5},
+                {"label": "low", "upper": 100, "points": 1},
+            ],
+            r"mixes numeric edges \(criteria\[0\] \(spend\)\.bands\[1\]\.upper\)",
+        ),
+        (
+            [
+                {"label": "high", "lower": {"at_quantile": 1.5}, "points": 5},
+                {"label": "low", "upper": {"at_quantile": 1.5}, "points": 1},
+            ],
+            r"bands\[0\]\.lower\.at_quantile must be a number with 0 < q < 1; got 1\.5",
+        ),
+        (
+            [
+                {"label": "high", "lower": {"quantile": 0.9}, "points": 5},
+                {"label": "low", "upper": {"quantile": 0.9}, "points": 1},
+            ],
+            r"bands\[0\]\.lower must be a number, null, or \{at_quantile: q\}",
+        ),
+        (
+            [
+                {"label": "high", "lower": {"at_quantile": 0.9}, "points": 5},
+                {"label": "low", "upper": {"at_quantile": 0.8}, "points": 1},
+            ],
+            r"values in \[0\.8, 0\.9\) fall in no band",
+        ),
+    ],
+)
+def test_quantile_config_errors_name_the_key(bands, message):
+    card = TierScorecard(
+        criteria=[{"name": "spend", "measure": "total_spend", "bands": bands}],
+        tiers=[{"label": "top", "lower": 5}, {"label": "rest", "upper": 5}],
+    )
+    with pytest.raises(TierConfigError, match=message):
+        card.fit(pd.DataFrame({"total_spend": [1.0, 2.0]}))
+
+
+def test_tier_bands_take_numbers_only():
+    card = TierScorecard(
+        criteria=[
+            {"name": "spend", "measure": "total_spend", "bands": [{"label": "all", "points": 1}]}
+        ],
+        tiers=[
+            {"label": "top", "lower": {"at_quantile": 0.5}},
+            {"label": "rest", "upper": {"at_quantile": 0.5}},
+        ],
+    )
+    with pytest.raises(TierConfigError, match="tier bands apply to total points"):
+        card.fit()
+
+
+def test_tied_quantiles_leave_the_band_between_empty():
+    # 60% of customers never came back: the 0.3 and 0.5 quantiles are both 0, so the
+    # middle band [0, 0) holds nobody and every 0 is graded "high" with 0 <= x.
+    rate = np.r_[np.zeros(60), np.linspace(0.1, 1, 40)]
+    card = TierScorecard(
+        criteria=[
+            {
+                "name": "loyalty",
+                "measure": "repurchase_rate",
+                "bands": [
+                    {"label": "high", "lower": {"at_quantile": 0.5}, "points": 5},
+                    {
+                        "label": "middle",
+                        "lower": {"at_quantile": 0.3},
+                        "upper": {"at_quantile": 0.5},
+                        "points": 3,
+                    },
+                    {"label": "low", "upper": {"at_quantile": 0.3}, "points": 1},
+                ],
+            }
+        ],
+        tiers=[{"label": "top", "lower": 5}, {"label": "rest", "upper": 5}],
+    )
+    with pytest.warns(TierConcentrationWarning, match="100.0% of the 100 training customers"):
+        card.fit(pd.DataFrame({"repurchase_rate": rate}))
+    assert card.edges_ == {"loyalty": [0.0, 0.0]}
+    assert card.band_shares_["loyalty"] == {"high": 1.0, "middle": 0.0, "low": 0.0}
+
+
+def test_concentration_warning_names_the_criterion_to_recut():
+    # Five customers buy 2.5 times a month (middle) but never in another month; the
+    # others buy twice a year with loyalty up to 0.7 (low or middle); nobody spends
+    # 5,000 (100% low). The best total is 3 + 1 + 1 or 1 + 1 + 3 = 5: all prospects.
+    customers = pd.DataFrame(
+        {
+            "n_orders": [30.0] * 5 + [2.0] * 195,
+            "tenure_days": 365.25,
+            "total_spend": 50.0,
+            "repurchase_rate": [0.0] * 5 + np.linspace(0, 0.7, 195).tolist(),
+        }
+    )
+    with pytest.warns(TierConcentrationWarning) as caught:
+        card = TierScorecard.practice().fit(customers)
+    message = str(caught[0].message)
+    assert "100.0% of the 200 training customers are in tier 'prospect'" in message
+    assert "Re-cut criterion 'spend' (total_spend)" in message
+    assert "band 'low' (total_spend < 5000 USD)" in message
+    assert "at_quantile" in message
+    assert card.tier_shares_["prospect"] == 1.0 > MAX_TIER_SHARE
+
+
+@pytest.fixture(scope="module")
+def cdnow_features(cdnow) -> pd.DataFrame:
+    return customer_features(cdnow, as_of="1998-06-30")
+
+
+def test_practice_table_on_cdnow_warns_and_the_cdnow_config_spreads(cdnow_features):
+    with pytest.warns(TierConcentrationWarning, match="Re-cut criterion 'spend'"):
+        practice = TierScorecard.practice().fit(cdnow_features)
+    assert practice.tier_shares_["prospect"] > 0.99  # 99.6% before
+    run = yaml.safe_load((CONFIGS / "cdnow.yaml").read_text())["run"]
+    path = CONFIGS / run["scorecard_config"]
+    assert path == DEFAULT_CONFIG
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TierConcentrationWarning)
+        card = TierScorecard.from_yaml(path).fit(cdnow_features)
+    # All 23,570 customers of the master log, uncleaned (the run cleans 68 away and
+    # gets 9.8% / 21.4% / 68.8%).
+    shares = {tier: round(share, 3) for tier, share in card.tier_shares_.items()}
+    assert shares == {"VIP": 0.098, "regular": 0.215, "prospect": 0.688}
+    assert card.edges_["spend"] == pytest.approx(
+        np.quantile(cdnow_features["total_spend"], [0.7, 0.9]).tolist()
+    )
+
+
+def test_quantile_edges_are_learnt_within_each_group():
+    retail = pd.DataFrame({"total_spend": np.arange(1.0, 11.0), "industry": "retail"})
+    tech = pd.DataFrame({"total_spend": np.arange(101.0, 111.0), "industry": "tech"})
+    train = pd.concat([retail, tech], ignore_index=True)
+    card = TierScorecard(
+        **_median_card().get_params() | {"group_column": "industry", "groups": {"retail": {}}}
+    ).fit(train)
+    assert card.group_edges_ == {"retail": {"spend": [5.5]}}
+    assert card.edges_ == {"spend": [105.5]}  # the customers of the default table
+    new = pd.DataFrame({"total_spend": [6.0, 6.0], "industry": ["retail", "tech"]})
+    assert card.predict(new).tolist() == ["top", "rest"]
+    back = TierScorecard.from_dict(json.loads(json.dumps(card.to_dict())))
+    assert back.predict(new).tolist() == ["top", "rest"]
+    with pytest.raises(
+        TierConfigError,
+        match=r"groups.retail: no training customer has "
+        r"industry == 'retail'",
+    ):
+        TierScorecard(**card.get_params()).fit(tech)

@@ -74,7 +74,7 @@ def test_actions_levels_and_at_risk(scored):
 
 
 def test_definitions_from_the_models(scored):
-    card = TierScorecard.default()
+    card = TierScorecard.practice()
     smap = build_segment_map(scored, columns=["tier"], definitions={"tier": card.definitions()})
     assert smap.entry("tier", "VIP")["definition"]["rule"] == "total_points >= 13"
 
@@ -166,3 +166,158 @@ def test_input_errors_name_the_column(scored):
     missing = scored.assign(segment=[0, 1, None, 2, 2, 1])
     with pytest.raises(SegmentMapError, match="'segment' has 1 missing label"):
         build_segment_map(missing)
+
+
+# ------------------------------------------------------- actions by tier and risk
+import copy  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from segml.models.churn import ChurnModel  # noqa: E402
+from segml.models.clv import CLVModel  # noqa: E402
+from segml.scoring import OUTPUT_COLUMNS, CustomerScorer, customer_features  # noqa: E402
+from segml.scoring._scorer import STRING_OUTPUT_COLUMNS  # noqa: E402
+from segml.scoring._segment_map import risk_actions  # noqa: E402
+
+RETENTION_CALL = "Retention call by the account manager; personal offer."
+
+
+def test_risk_actions_give_each_tier_its_own_action_per_band(scored):
+    scored = scored.assign(risk_band=["high", "low", "high", "high", "medium", "low"])
+    smap = build_segment_map(scored)
+    vip = smap.entry("tier", "VIP")
+    assert vip["actions_by_risk"]["high"] == {
+        "action": RETENTION_CALL,
+        "reason": "tier VIP, risk high",
+        "size": 1,
+    }
+    assert vip["actions_by_risk"]["low"]["action"] == DEFAULT_ACTIONS["levels"]["top"]
+    regular = smap.entry("tier", "regular")["actions_by_risk"]
+    assert [regular[b]["size"] for b in ("high", "medium", "low")] == [1, 0, 1]
+    prospect = smap.entry("tier", "prospect")
+    assert prospect["actions_by_risk"]["high"]["action"] == (
+        "Automated win-back email; no paid incentive."
+    )
+    assert prospect["action_reason"] == (
+        "tier prospect: level low; mean churn_probability 0.60 >= 0.5 (at risk)"
+    )
+    assert "actions_by_risk" not in smap.entry("segment", 0)  # tiers carry them by default
+    table = smap.to_frame().set_index(["column", "label"])
+    assert table.loc[("tier", "VIP"), "action_risk_high"] == RETENTION_CALL
+    assert table.loc[("tier", "VIP"), "size_risk_high"] == 1
+    assert table.loc[("tier", "VIP"), "action_reason"] == "tier VIP: level top"
+
+
+def test_old_actions_configs_keep_the_tier_action_at_high_risk(scored):
+    # An actions file written before by_risk existed: high risk adds the at-risk action
+    # to the tier's own, so a VIP at high risk keeps the account manager.
+    old = yaml.safe_load(ACTIONS.read_text())
+    del old["by_risk"]
+    table = risk_actions(old, ["VIP", "regular", "prospect"])
+    levels = DEFAULT_ACTIONS["levels"]
+    assert table["VIP"] == {
+        "high": f"{levels['top']} {levels['at_risk']}",
+        "medium": levels["top"],
+        "low": levels["top"],
+    }
+    smap = build_segment_map(scored, actions=old)
+    assert smap.entry("tier", "regular")["actions_by_risk"]["medium"]["action"] == levels["middle"]
+
+
+@pytest.mark.parametrize(
+    ("by_risk", "message"),
+    [
+        (
+            {"actions": {"VIP": {"high": "Call."}}},
+            r"by_risk.actions.VIP must give one action for each risk band "
+            r"\['high', 'medium', 'low'\]; got \['high'\]",
+        ),
+        ({"column": "value_tier"}, r"by_risk.column must be one of \['tier', 'segment'\]"),
+        ({"colum": "tier"}, r"by_risk has unknown key\(s\) \['colum'\]"),
+        (
+            {"actions": {"vip": {"high": "a", "medium": "b", "low": "c"}}},
+            r"names tier label\(s\) \['vip'\] that this run does not have; its tier labels are "
+            r"\['VIP', 'regular', 'prospect'\]",
+        ),
+    ],
+)
+def test_by_risk_config_errors_name_the_fix(scored, by_risk, message):
+    with pytest.raises(SegmentMapError, match=message):
+        build_segment_map(scored, actions={"by_risk": by_risk})
+
+
+@pytest.fixture(scope="module")
+def scorer(cdnow_sample) -> CustomerScorer:
+    # Risk thresholds low enough that some VIPs are at high risk on the sample.
+    churn = ChurnModel(random_state=0, high_risk_threshold=0.6, medium_risk_threshold=0.3)
+    return CustomerScorer(
+        clv=CLVModel(time_unit="W"), segments=SegmentModel(n_segments=4), churn=churn
+    ).fit(cdnow_sample, as_of="1998-06-30")
+
+
+@pytest.fixture(scope="module")
+def sample_features(cdnow_sample) -> pd.DataFrame:
+    return customer_features(cdnow_sample, as_of="1998-06-30")
+
+
+def test_a_vip_at_high_risk_gets_the_vip_at_high_risk_action(scorer, sample_features):
+    scores = scorer.predict(sample_features)
+    assert list(scores.columns) == list(OUTPUT_COLUMNS)
+    assert OUTPUT_COLUMNS[-2:] == ("action", "action_reason")
+    for column in STRING_OUTPUT_COLUMNS:
+        assert scores[column].dtype == "str", column
+    vip_high = scores[(scores["tier"] == "VIP") & (scores["risk_band"] == "high")]
+    assert len(vip_high) > 0
+    assert set(vip_high["action"]) == {RETENTION_CALL}
+    assert set(vip_high["action_reason"]) == {"tier VIP, risk high"}
+    # Every customer: the table's action for their tier and band, and the reason.
+    table = risk_actions(None, scorer.scorecard_.tier_labels_)
+    expected = [table[t][b] for t, b in zip(scores["tier"], scores["risk_band"], strict=True)]
+    assert scores["action"].tolist() == expected
+    assert (
+        scores["action_reason"] == "tier " + scores["tier"] + ", risk " + scores["risk_band"]
+    ).all()
+    # The segment map shows the same table, with the customers in each cell.
+    entry = scorer.segment_map_.entry("tier", "VIP")["actions_by_risk"]["high"]
+    assert entry["action"] == RETENTION_CALL and entry["size"] == len(vip_high)
+
+
+def test_actions_keyed_on_segments(scorer, sample_features):
+    by_segment = copy.copy(scorer)
+    by_segment.actions = {
+        "by_risk": {
+            "column": "segment",
+            "actions": {"0": {"high": "Call now.", "medium": "Check in.", "low": "top"}},
+        }
+    }
+    scores = by_segment.predict(sample_features)
+    best = scores[(scores["segment"] == 0) & (scores["risk_band"] == "high")]
+    assert len(best) > 0 and set(best["action"]) == {"Call now."}
+    name = scorer.segments_.segment_names_[0]
+    assert set(best["action_reason"]) == {f"segment 0 ({name}), risk high"}
+    # Segments the table leaves out follow their level (the worst segment is low).
+    levels = DEFAULT_ACTIONS["levels"]
+    worst = scores[scores["segment"] == 3]
+    expected = worst["risk_band"].map(
+        {
+            "high": f"{levels['low']} {levels['at_risk']}",
+            "medium": levels["low"],
+            "low": levels["low"],
+        }
+    )
+    assert len(worst) > 0 and (worst["action"] == expected).all()
+
+
+def test_saved_scorer_keeps_edges_actions_and_reasons(scorer, sample_features, tmp_path):
+    scorer.save(tmp_path / "scorer")
+    back = CustomerScorer.load(tmp_path / "scorer")
+    assert back.scorecard_.edges_ == scorer.scorecard_.edges_
+    assert back.scorecard_.edge_quantiles_["spend"] == [0.7, 0.9]
+    assert scorer.scorecard_.edges_["spend"] == pytest.approx(
+        np.quantile(sample_features["total_spend"], [0.7, 0.9]).tolist()
+    )
+    pd.testing.assert_frame_equal(back.predict(sample_features), scorer.predict(sample_features))
+    # Scored on later data, the tiers use the edges learnt at training.
+    later = sample_features.assign(total_spend=sample_features["total_spend"] * 10)
+    spend_band = back.scorecard_.score(later)["spend_band"]
+    assert (spend_band == "high").mean() > 0.5

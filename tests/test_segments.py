@@ -200,3 +200,73 @@ def test_shared_pass_silhouettes_equal_scikit_learn():
     ours = _silhouettes(z, labelings, chunk_rows=128)
     for k, labels in labelings.items():
         assert ours[k] == pytest.approx(silhouette_score(z, labels), abs=1e-12)
+
+
+# ------------------------------------------------------------------ segment names
+from segml.models.segments import _NAME_WORDS, _name_levels  # noqa: E402
+
+
+def _word_levels(model: SegmentModel) -> pd.DataFrame:
+    """The level (-2..2) each segment's name gives each feature, read back from its words."""
+    levels = {}
+    for sid, name in model.segment_names_.items():
+        words = set(name.split(" #")[0].split(", "))
+        levels[sid] = {
+            feature: next(
+                (
+                    lv
+                    for lv, w in zip((-2, -1, 1, 2), _NAME_WORDS[feature], strict=True)
+                    if w in words
+                ),
+                0,
+            )
+            for feature in model.features_
+        }
+    return pd.DataFrame(levels).T.sort_index()
+
+
+def _assert_names_follow_each_feature(model: SegmentModel) -> None:
+    names = list(model.segment_names_.values())
+    assert len(set(names)) == len(names), names
+    levels = _word_levels(model)
+    centroids = model.centroids().sort_index()
+    for feature in model.features_:
+        for a in centroids.index:
+            for b in centroids.index:
+                if centroids.loc[a, feature] < centroids.loc[b, feature]:
+                    assert levels.loc[a, feature] <= levels.loc[b, feature], (feature, names)
+
+
+def test_name_levels_known_answer():
+    # One feature, z of five centroids: two above average 1 SD apart, one just above,
+    # one average, one below.
+    z = np.array([[1.6], [0.6], [0.55], [0.0], [-0.7]])
+    assert _name_levels(z).ravel().tolist() == [2, 1, 1, 0, -1]
+    # Alone on its side, a centroid is far only from 1.5 SD.
+    assert _name_levels(np.array([[1.4], [-1.5]])).ravel().tolist() == [1, -2]
+    # Several on one side: far from 0.5 SD beyond the mildest (0.9 + 0.5 = 1.4).
+    assert _name_levels(np.array([[1.4], [0.9], [1.39]])).ravel().tolist() == [2, 1, 1]
+
+
+def test_segments_differing_3x_in_spend_get_different_spend_words(cdnow):
+    # CDNOW at the end of the log, k = 3 as the silhouette picks: the two segments
+    # above average spend differ about 3x (266 against 99 dollars at the centroid);
+    # both were named "high-spend" before.
+    customers = rfm_summary(cdnow, as_of=AS_OF)
+    model = SegmentModel(n_segments=3, random_state=0).fit(customers)
+    spend = model.centroids()["total_spend"]
+    assert spend[0] / spend[1] > 2.5
+    assert model.segment_names_ == {
+        0: "very recent, very frequent, top-spend",
+        1: "high-spend",
+        2: "lapsed, infrequent, low-spend",
+    }
+    _assert_names_follow_each_feature(model)
+    for k in (5, 6, 8):
+        _assert_names_follow_each_feature(SegmentModel(n_segments=k, random_state=0).fit(customers))
+
+
+def test_repeated_names_are_numbered_in_value_order():
+    table = _blobs([(5, 20, 1000.0, 30), (50, 5, 200.0, 30), (300, 1, 20.0, 30)])
+    model = SegmentModel(n_segments=3, segment_names=["same", "same", "other"]).fit(table)
+    assert model.segment_names_ == {0: "same", 1: "same #2", 2: "other"}

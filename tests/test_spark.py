@@ -10,8 +10,10 @@ month). Nothing is mocked: the model is a real scorer exported as an MLflow fold
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -25,10 +27,10 @@ from pyspark.sql import SparkSession  # noqa: E402
 
 import segml  # noqa: E402
 import segml.spark as ss  # noqa: E402
+from segml.batch import SCORE_COLUMNS, score_transactions  # noqa: E402
 from segml.models import CLVModel, SegmentModel  # noqa: E402
 from segml.scoring import OUTPUT_COLUMNS, CustomerScorer, customer_features  # noqa: E402
 from segml.tracking import cast_to_signature, export_model  # noqa: E402
-from segml.tracking._score import SCORE_COLUMNS, score_transactions  # noqa: E402
 
 MODEL_AS_OF = "1998-06-30"  # the model's training date and the scoring date
 FEATURES_AS_OF = "1998-03-31"  # mid-log: later rows exist and must be ignored
@@ -452,8 +454,9 @@ def test_read_transactions_reads_every_format_the_loader_reads(spark, tmp_path):
 @pytest.mark.parametrize("as_of", ["not a date", None])
 def test_a_bad_as_of_reads_the_same_on_every_path(spark, as_of):
     """pandas features, the batch scorer and Spark share one as_of rule and message."""
+    from segml.batch import ScoreError
+    from segml.batch._score import _as_day
     from segml.features._rfm import FeatureError, _day
-    from segml.tracking._score import ScoreError, _as_day
 
     with pytest.raises(FeatureError) as features_error:
         _day(as_of)
@@ -478,13 +481,19 @@ def test_import_without_pyspark_says_how_to_install():
     assert 'pip install -e ".[spark]"' in result.stderr
 
 
+@pytest.fixture(scope="session")
+def tracking_uri(tmp_path_factory) -> str:
+    """One SQLite store for the tests that need a registry or runs (made once: slow)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
+
+
 def test_score_file_resolves_a_registered_model_and_restores_the_tracking_uri(
-    spark, sample_csv, model_uri, sample_scores, tmp_path
+    spark, sample_csv, model_uri, sample_scores, tracking_uri, tmp_path
 ):
     import mlflow
     from mlflow import MlflowClient
 
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = tracking_uri
     client = MlflowClient(tracking_uri=uri)
     client.create_registered_model("segml-spark-test")
     version = client.create_model_version("segml-spark-test", source=model_uri)
@@ -512,6 +521,87 @@ def test_score_file_resolves_a_registered_model_and_restores_the_tracking_uri(
     ].drop_duplicates().values.tolist() == [["segml-spark-test", "1", "", MODEL_AS_OF]]
     assert mlflow.get_tracking_uri() == before
     assert "MLFLOW_TRACKING_URI" not in os.environ
+
+
+# ------------------------------------------------------------------------ security
+def test_spark_runs_no_code_from_the_model_folder(
+    spark, model_uri, tracking_uri, tmp_path, monkeypatch
+):
+    """A folder whose entry script was replaced passes segml's checks (they never read
+    the script) and must still run only the installed segml under Spark.
+
+    ``mlflow.pyfunc.spark_udf`` executes the entry script of the folder it is given in
+    every Python worker; score, predict and score_file hand it a copy written by the
+    installed segml instead. The replaced script writes a marker file when imported,
+    then does what the original does (so scores alone cannot tell).
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    from segml.tracking._model import ENTRY_POINT
+
+    marker = tmp_path / "ran"
+    tampered = Path(shutil.copytree(model_uri, tmp_path / "tampered"))
+    entry = tampered / "_pyfunc_entry.py"
+    entry.write_text(
+        f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n" + entry.read_text()
+    )
+    log = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "a", "b", "b", "c"],
+            "timestamp": pd.to_datetime(
+                ["1997-01-05", "1997-06-01", "1998-05-20", "1997-03-10", "1997-04-02", "1998-02-01"]
+            ),
+            "amount": [12.5, 30.0, 8.0, 55.0, 20.0, 15.0],
+            "quantity": [1, 3, 1, 4, 2, 1],
+        }
+    )
+    csv = tmp_path / "log.csv"
+    log.to_csv(csv, index=False)
+    frame = spark.read.parquet(str(write_parquet(log, tmp_path / "log.parquet")))
+    expected = to_pandas(ss.score(frame, model_uri, as_of=MODEL_AS_OF))
+    assert list(expected.index) == ["a", "b", "c"]
+
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    with monkeypatch.context() as patched:
+        patched.setattr(tempfile, "tempdir", str(temp))  # where the copies for Spark go
+        lazy = ss.score(frame, str(tampered), as_of=MODEL_AS_OF)
+        result = ss.score_file(
+            csv, str(tampered), as_of=MODEL_AS_OF, out=tmp_path / "scores.parquet", spark=spark
+        )
+    scored = to_pandas(lazy)
+    written = pd.read_parquet(result.out).set_index("customer_id").sort_index()
+
+    # predict, with the folder logged to a run and loaded as runs:/RUN_ID/model.
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.create_experiment(
+        "tampered", artifact_location=(tmp_path / "runs").as_uri()
+    )
+    run_id = client.create_run(experiment).info.run_id
+    client.log_artifacts(run_id, str(tampered), "model")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
+    features = ss.customer_features(frame, as_of=MODEL_AS_OF)
+    predicted = to_pandas(ss.predict(features, f"runs:/{run_id}/model"))
+
+    assert not marker.exists()
+    pd.testing.assert_frame_equal(scored, expected)
+    pd.testing.assert_frame_equal(predicted, expected)
+    pd.testing.assert_frame_equal(written[list(OUTPUT_COLUMNS)], expected, check_dtype=False)
+    # The metadata come from the checked model: the folder's name, no version or run.
+    assert (result.model_name, result.model_version, result.run_id) == ("tampered", "", "")
+    assert written[["model_name", "model_version", "run_id"]].drop_duplicates().values.tolist() == [
+        ["tampered", "", ""]
+    ]
+    # Spark got segml's own script. score's copy stays for its lazy DataFrame (until
+    # the process exits); score_file's went with its job.
+    copies = list(temp.glob("segml-spark-model-*/model-*"))
+    assert len(copies) == 1
+    assert (copies[0] / "_pyfunc_entry.py").read_bytes() == Path(ENTRY_POINT).read_bytes()
+
+    # The control: MLflow loading the folder itself runs the replaced script.
+    mlflow.pyfunc.load_model(str(tampered))
+    assert marker.read_text() == "ran"
 
 
 # ------------------------------------------------------------------------ cleaning
@@ -546,7 +636,7 @@ MESSY = pd.DataFrame(
             "2024-04-02",
         ],
         "value": ["$1,200.50", "1200.5", "3", "4", "5", "0", "abc", "2", "inf", "7"]
-        + ["10", "-4", "(3)", "EUR12", "20", "-25", "-1", "10", "10", "-3", "8", "8", "0"],
+        + ["10", "-4", "(3)", "USD12", "20", "-25", "-1", "10", "10", "-3", "8", "8", "0"],
         "channel": ["web"] * 22 + ["shop"],
     }
 )
@@ -676,7 +766,7 @@ def raw_sample(tmp_path_factory) -> dict[str, Path]:
 def test_score_file_equals_the_pandas_path_row_by_row(
     spark, raw_sample, model_uri, tmp_path, suffix, options, n_rows
 ):
-    """Same customers, columns and metadata as segml.tracking.score_transactions.
+    """Same customers, columns and metadata as segml.batch.score_transactions.
 
     Numbers as in test_scores_match_pandas_scorer: money sums may differ in the last
     bit, which can move churn across a bin edge for at most 1 customer in 1,000.

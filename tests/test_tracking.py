@@ -6,6 +6,7 @@ folder here, and a real `mlflow server` in test_tracking_server.py.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from segml.tracking import (
     runs_table,
     train,
 )
+from segml.tracking._store import redact_uri
 from segml.transactions import load_transactions
 
 EXPERIMENT = "segml-test"
@@ -45,6 +47,10 @@ def sample_config(**run_overrides) -> dict:
         "segments": {"n_segments": [3, 4, 5], "random_state": 0},
         "churn": {"random_state": 0, "calibration_method": "sigmoid"},
         "scorer": {"churn_horizon_days": 90, "clv_holdout_days": 273},
+        # On the sample the churn classifier trails the best baseline by 0.008 ROC AUC
+        # (the default gate wants a lead of 0.005): these tests are about tracking, so
+        # the gate is lowered; test_a_failed_gate_moves_no_alias uses the default.
+        "gates": {"churn_min_lead": -0.02},
         "run": {
             "as_of": "1998-06-30",
             "experiment_name": EXPERIMENT,
@@ -102,9 +108,16 @@ def test_a_run_logs_params_metrics_tags_and_dataset(store, first_run):
     assert metrics["churn.1_minus_p_alive.roc_auc"] == pytest.approx(
         churn.loc["1 - p_alive", "roc_auc"]
     )
-    assert metrics["clv.param.r"] == pytest.approx(first_run.scorer.clv_.bgnbd_params_["r"])
+    assert metrics["clv.param.r"] == pytest.approx(first_run.scorer.clv_.purchase_params_["r"])
     shares = [v for k, v in metrics.items() if k.startswith("share.tier.")]
     assert sum(shares) == pytest.approx(1.0)
+    # The calibration model's 80% intervals of holdout purchases cover 92.8% of the
+    # sample's customers (the same split as segml.models._predictive's doctest), and
+    # P(buy within 90 days) beats the constant rate (Brier 0.110 against 0.141).
+    assert metrics["predictive.count_coverage"] == pytest.approx(0.928, abs=5e-4)
+    assert metrics["predictive.p_buy_90d_brier"] == pytest.approx(0.110, abs=5e-4)
+    assert metrics["predictive.p_buy_90d_brier_baseline"] == pytest.approx(0.141, abs=5e-4)
+    assert tags["clv.purchase_model"] == "bgnbd"
     assert tags["as_of"] == "1998-06-30"
     assert tags["segml_version"] == segml.__version__
     assert len(tags["data_digest"]) == 16
@@ -123,6 +136,9 @@ def test_a_run_logs_the_segment_map_report_and_every_figure(store, first_run):
         "churn_evaluation.csv",
         "early_warning.csv",
         "cutoffs.json",
+        "scorecard_edges.json",
+        "predictive_reliability.csv",
+        "report.html",
         "figures",
     } <= top
     figures = set()
@@ -130,6 +146,9 @@ def test_a_run_logs_the_segment_map_report_and_every_figure(store, first_run):
         figures |= {Path(a.path).name for a in client.list_artifacts(first_run.run_id, folder)}
     assert {
         "calibration_vs_holdout_purchases.png",
+        "cumulative_repeat_transactions.png",
+        "clv_fan.png",
+        "p_buy_reliability.png",
         "p_alive_matrix.png",
         "clv_distribution.png",
         "tier_counts.png",
@@ -142,6 +161,9 @@ def test_a_run_logs_the_segment_map_report_and_every_figure(store, first_run):
         "calibration.png",
         "lift.png",
     } <= figures
+    local = client.download_artifacts(first_run.run_id, "scorecard_edges.json", str(store[0]))
+    edges = json.loads(Path(local).read_text())["edges"]
+    assert edges == {k: list(v) for k, v in first_run.scorer.scorecard_.edges_.items()}
     local = client.download_artifacts(first_run.run_id, "data_quality.json", str(store[0]))
     assert '"rows_read": 6919' in Path(local).read_text()
     local = client.download_artifacts(first_run.run_id, "early_warning.csv", str(store[0]))
@@ -239,6 +261,12 @@ def test_runs_table_and_diff(store, first_run, second_run):
     table = runs_table(tracking_uri=uri, experiment_name=EXPERIMENT)
     assert table["run_id"].tolist()[:2] == [second_run.run_id, first_run.run_id]
     assert {"churn.model.roc_auc", "segments.k", "as_of"} <= set(table.columns)
+    assert table["gates"].tolist()[:2] == ["pass", "pass"]  # the lowered churn gate
+    # Same data, same digest: the default names say so.
+    digest = MlflowClient(tracking_uri=uri).get_run(first_run.run_id).data.tags["data_digest"]
+    assert table["name"].tolist()[:2] == [f"CDNOW sample as of 1998-06-30 [{digest[:8]}]"] * 2
+    lead = second_run.gates.set_index("gate").loc["churn_lead", "value"]
+    assert table["churn_lead"].iloc[0] == pytest.approx(lead)
     diff = diff_runs(first_run.run_id, second_run.run_id, tracking_uri=uri)
     assert diff["params"].loc["segments.n_segments"].tolist() == ["[3, 4, 5]", "4"]
     assert "churn.model.roc_auc" in diff["metrics"].index
@@ -276,6 +304,13 @@ def test_runs_commands(store, first_run, second_run):
     listed = runner.invoke(app, ["runs", "--experiment", EXPERIMENT, "--tracking-uri", uri])
     assert listed.exit_code == 0, listed.output
     assert first_run.run_id in listed.stdout and second_run.run_id in listed.stdout
+    # 100 columns by default, with the gate results and the churn model's lead.
+    assert max(len(line) for line in listed.stdout.splitlines()) <= 100
+    header = listed.stdout.splitlines()[0].split()
+    assert {"gates", "churn_lead"} <= set(header)
+    assert "clv_holdout.purchases_mae" not in header  # short headers: roc_auc, clv_mae
+    wide = runner.invoke(app, ["runs", "--experiment", EXPERIMENT, "--tracking-uri", uri, "--wide"])
+    assert wide.exit_code == 0 and "clv_holdout.purchases_mae" in wide.stdout
     diffed = runner.invoke(
         app, ["runs", "diff", first_run.run_id, second_run.run_id, "--tracking-uri", uri]
     )
@@ -322,7 +357,7 @@ def test_an_interrupted_run_is_failed_and_moves_no_alias(store, first_run, secon
     _, uri = store
     import segml.tracking._train as train_module
 
-    def interrupted(scorer):
+    def interrupted(scorer, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(train_module, "_figures", interrupted)
@@ -352,3 +387,139 @@ def test_train_command_on_the_sample(tmp_path, monkeypatch):
     assert (tmp_path / "mlflow.db").exists()  # the default embedded store
     assert "registered cli version 1 as ['candidate']" in " ".join(result.output.split())
     assert os.path.isdir(tmp_path / "mlruns")
+
+
+def test_listing_runs_refuses_a_file_store_and_never_creates_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    for uri in (f"file://{tmp_path}/mlruns", str(tmp_path / "mlruns")):
+        refused = runner.invoke(app, ["runs", "--tracking-uri", uri])
+        assert refused.exit_code == 1
+        assert "plain file store (./mlruns) is not used" in " ".join(refused.output.split())
+    missing = tmp_path / "missing.db"
+    for command in (["runs"], ["runs", "diff", "a", "b"]):
+        listed = runner.invoke(app, [*command, "--tracking-uri", f"sqlite:///{missing}"])
+        assert listed.exit_code == 1
+        assert f"No MLflow store at {missing}" in " ".join(listed.output.split())
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing created
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        ("http://alice:s3cret@host:5000", "http://alice:***@host:5000"),
+        ("https://alice:p@ss:w0rd@host/prefix", "https://alice:***@host/prefix"),
+        ("http://alice:s3cret@host", "http://alice:***@host"),
+        ("postgresql://bob:pw@db:5432/mlflow", "postgresql://bob:***@db:5432/mlflow"),
+        (
+            "mysql+pymysql://bob:pw@db/mlflow?charset=utf8",
+            "mysql+pymysql://bob:***@db/mlflow?charset=utf8",
+        ),
+        ("http://token-only@host", "http://token-only@host"),
+        ("https://host/?access_token=abc&x=1", "https://host/?access_token=***&x=1"),
+        ("sqlite:////abs/path/mlflow.db", "sqlite:////abs/path/mlflow.db"),
+    ],
+)
+def test_redact_uri_hides_passwords(uri, shown):
+    assert redact_uri(uri) == shown
+
+
+def test_a_password_in_the_tracking_uri_is_never_shown(tmp_path):
+    uri = "http://alice:s3cret-pw@127.0.0.1:9"
+    with pytest.raises(TrackingError) as refused:
+        train(sample_config(), tracking_uri=uri)
+    assert "s3cret-pw" not in str(refused.value)
+    assert "http://alice:***@127.0.0.1:9" in str(refused.value)
+    with pytest.raises(TrackingError) as refused:
+        runs_table(tracking_uri=uri)
+    assert "s3cret-pw" not in str(refused.value)
+
+
+def test_logged_paths_are_relative_to_the_config_and_options_override_it(
+    tmp_path, monkeypatch, features
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "data").mkdir()
+    load_cdnow(sample=True).to_csv(tmp_path / "data" / "log.csv", index=False)
+    config = sample_config(experiment_name="paths", registered_model_name="paths")
+    config["data"] = {"source": "../data/log.csv"}
+    import yaml
+
+    (tmp_path / "configs" / "run.yaml").write_text(yaml.safe_dump(config))
+    uri = f"sqlite:///{tmp_path}/store/mlflow.db"
+    config_path = tmp_path / "configs" / "run.yaml"
+    with pytest.raises(ConfigError, match=r"the cleaning options: transactions\.drop_dup"):
+        train(config_path, tracking_uri=uri, transactions={"drop_duplicates": 0})
+    # Options given beside the config (the command line's) override it, and are logged.
+    result = train(config_path, tracking_uri=uri, transactions={"drop_duplicates": True})
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(result.run_id)
+    assert run.data.params["transactions.drop_duplicates"] == "True"
+    assert result.scorer.cleaning["drop_duplicates"] is True
+    assert run.data.params["data.source"] == "../data/log.csv"
+    assert run.data.tags["mlflow.source.name"] == "segml train"
+    # The default name: the config's name, the date, and the data digest's first 8.
+    assert run.info.run_name == f"run as of 1998-06-30 [{run.data.tags['data_digest'][:8]}]"
+    dataset = run.inputs.dataset_inputs[0].dataset
+    assert dataset.source == '{"uri": "../data/log.csv"}'
+    quality = client.download_artifacts(result.run_id, "data_quality.json", str(tmp_path))
+    assert '"source": "../data/log.csv"' in Path(quality).read_text()
+    logged = [*run.data.params.values(), *run.data.tags.values(), dataset.source]
+    assert not any(str(tmp_path) in value for value in logged)
+    # The registered model's MLmodel names its entry script and scorer folder
+    # relatively (MLflow wrote a site-packages path and a temporary folder).
+    mlflow.set_tracking_uri(uri)
+    pyfunc = mlflow.models.get_model_info(f"models:/paths/{result.version}").flavors
+    pyfunc = pyfunc["python_function"]
+    assert pyfunc["model_code_path"] == "_pyfunc_entry.py"
+    assert pyfunc["artifacts"]["scorer"] == {"path": "artifacts/scorer", "uri": "artifacts/scorer"}
+    example = cast_to_signature(features.head(2), result.scorer.feature_columns_)
+    model = mlflow.pyfunc.load_model("models:/paths@candidate")
+    assert model.predict(example)["clv"].tolist() == pytest.approx(
+        result.scorer.predict(features.head(2))["clv"].tolist(), rel=1e-12
+    )
+
+
+def test_a_failed_gate_registers_the_version_but_moves_no_alias(tmp_path):
+    config = sample_config(experiment_name="gates", registered_model_name="gated")
+    del config["gates"]  # the default churn gate: a lead of 0.005 over the best baseline
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    notices = []
+    result = train(config, tracking_uri=uri, promote=True, on_notice=notices.append)
+    assert result.aliases == []
+    churn = result.gates.set_index("gate").loc["churn_lead"]
+    assert not churn["passed"] and churn["bound"] == 0.005
+    # On the sample the classifier trails the best baseline (measured -0.0077).
+    assert churn["value"] == pytest.approx(-0.0077, abs=1e-3)
+    assert any(line.startswith("gate churn_lead FAILED") for line in notices)
+    assert any(line.startswith("--promote refused") for line in notices)
+    client = MlflowClient(tracking_uri=uri)
+    assert client.get_registered_model("gated").aliases == {}
+    version = client.get_model_version("gated", result.version)
+    assert version.tags["gates.passed"] == "false" and version.tags["run_id"] == result.run_id
+    assert "gates FAILED: churn_lead" in version.description
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["gates.passed"] == "false"
+    assert run.data.params["gates.churn_min_lead"] == "0.005"
+
+
+def test_run_name_and_description_tell_runs_apart(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    config = sample_config(experiment_name="names", registered_model_name="names")
+    config["run"]["description"] = "monthly re-tier"
+    result = train(config, tracking_uri=uri, run_name="December re-tier")
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(result.run_id)
+    assert run.info.run_name == "December re-tier"
+    assert run.data.tags["mlflow.note.content"] == "monthly re-tier"
+    version = client.get_model_version("names", result.version)
+    digest = run.data.tags["data_digest"]
+    assert version.description.startswith(f"December re-tier; run {result.run_id}; data {digest}")
+    assert version.description.endswith("; monthly re-tier")
+    assert version.tags["data_digest"] == digest and version.tags["run_id"] == result.run_id
+    # An over-long name is refused before anything is fitted.
+    with pytest.raises(ConfigError, match=r"run\.name .* at most 250"):
+        train(config, tracking_uri=uri, run_name="x" * 251)

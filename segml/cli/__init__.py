@@ -1,12 +1,17 @@
-"""The ``segml`` command line: validate data, build features, (later) train and score.
+"""The ``segml`` command line: validate data, build features, train and score.
 
 Only this package reads configs and environment variables; everything it calls is
 plain segml API. Exit codes: 0 success, 1 a problem with the input data or config
-(the message says what and how to fix it), 2 wrong usage.
+(one ``error:`` line says what and how to fix it), 2 wrong usage.
+
+Every command that reads a transaction log (``validate``, ``features``, ``train``,
+``score``) takes the same cleaning options and ``--config`` (see
+:mod:`segml.cli._options`); options given on the command line beat the config.
 """
 
 from __future__ import annotations
 
+import errno
 import sys
 import time
 from contextlib import contextmanager
@@ -17,6 +22,7 @@ import typer
 from rich.console import Console
 
 from segml._config import ConfigError, load_config, read_source, section_kwargs
+from segml.cli._options import cleaning_options, cli_words, with_overrides
 
 __all__ = ["app"]
 
@@ -42,8 +48,33 @@ def step(name: str):
 
 
 def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    """One ``error:`` line in command-line words, then exit 1."""
+    console.print(f"[red]error:[/red] {cli_words(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_DATA)
+
+
+def _warn(message: str) -> None:
+    console.print(
+        f"[yellow]warning:[/yellow] {cli_words(message)}", highlight=False, soft_wrap=True
+    )
+
+
+def _config(path: Path | None) -> dict:
+    """The loaded ``--config`` (empty without one); a bad config is one error line."""
+    if path is None:
+        return {}
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+def _loader_options(config: dict, given: dict) -> dict:
+    """The config's ``transactions`` section with the command line's options on top."""
+    try:
+        return with_overrides(section_kwargs(config, "transactions"), given)
+    except typer.BadParameter as exc:
+        _fail(str(exc))
 
 
 def _read(source: str, mapping: dict):
@@ -54,70 +85,87 @@ def _read(source: str, mapping: dict):
         return read_source(source, mapping)
     except TransactionsError as exc:
         if exc.report is not None and exc.report.rows_read:
-            console.print(str(exc.report), highlight=False)
+            console.print(cli_words(str(exc.report), keywords=False), highlight=False)
         _fail(str(exc))
+    except OSError as exc:
+        _fail(f"Cannot read {source}: {exc.strerror or exc}.")
 
 
 def _write_table(frame, out: Path) -> None:
-    """Write a table by extension, atomically; a bad extension is a clear error."""
-    from segml.persistence import write_table
+    """Write a table by extension, atomically; a failed write is one error line.
+
+    The table goes to a temp file that is renamed onto ``out`` only when complete, so
+    a full disk or a read-only folder leaves any previous ``out`` as it was.
+    """
+    from segml.io import write_table
 
     if out.suffix.lower() not in (".parquet", ".csv"):
         _fail(f"--out must end in .parquet or .csv, got {out.name!r}.")
-    write_table(frame, out)
+    try:
+        write_table(frame, out)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            reason += " (the disk is full or a file size limit was reached)"
+        unchanged = f"the previous {out} is unchanged" if out.exists() else "nothing was written"
+        _fail(f"Cannot write {out}: {reason}; {unchanged}. Free space or choose another --out.")
 
 
-ColumnOption = Annotated[str, typer.Option(help="Name of this column in the input.")]
+SourceArgument = Annotated[
+    str | None,
+    typer.Argument(
+        help="CSV/TSV/Excel/Parquet file, or 'cdnow' / 'cdnow-sample' (default: --config's "
+        "data.source)."
+    ),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(help="Run config (configs/*.yaml); its 'transactions' section cleans the log."),
+]
 
 
 @app.command()
+@cleaning_options
 def validate(
-    source: Annotated[str, typer.Argument(help="CSV/Parquet file, or 'cdnow' / 'cdnow-sample'.")],
-    customer_id: ColumnOption = "customer_id",
-    timestamp: ColumnOption = "timestamp",
-    amount: ColumnOption = "amount",
-    timestamp_format: Annotated[
-        str | None, typer.Option(help="strftime format, e.g. %d/%m/%Y.")
-    ] = None,
-    returns: Annotated[str, typer.Option(help="Negative amounts: drop or net.")] = "drop",
+    source: SourceArgument = None,
+    config: ConfigOption = None,
     as_of: Annotated[str | None, typer.Option(help="Drop transactions after this date.")] = None,
+    *,
+    cleaning: dict,
 ) -> None:
     """Check a transaction file and print its data-quality report.
 
-    Exits 1 when the data cannot be used (the message names the column, the count and
-    the fix), 0 otherwise, even when rows were dropped (the report lists them).
+    With --config, the log is cleaned exactly as `segml train --config` cleans it, so
+    the report says what training will keep. Exits 1 when the data cannot be used
+    (the message names the column, the count and the fix), 0 otherwise, even when
+    rows were dropped (the report lists them).
     """
-    _, report = _read(
-        source,
-        dict(
-            customer_id=customer_id,
-            timestamp=timestamp,
-            amount=amount,
-            timestamp_format=timestamp_format,
-            returns=returns,
-            as_of=as_of,
-        ),
-    )
-    typer.echo(str(report))
+    settings = _config(config)
+    source = source or settings.get("data", {}).get("source")
+    if source is None:
+        _fail("Give a SOURCE (a file, or 'cdnow') or --config.")
+    mapping = _loader_options(settings, cleaning)
+    if as_of is not None:
+        mapping["as_of"] = as_of
+    _, report = _read(source, mapping)
+    typer.echo(cli_words(str(report), keywords=False))
 
 
 @app.command()
+@cleaning_options
 def features(
-    source: Annotated[
-        str | None, typer.Argument(help="CSV/Parquet file, or 'cdnow' / 'cdnow-sample'.")
-    ] = None,
+    source: SourceArgument = None,
     out: Annotated[Path, typer.Option(help="Output table (.parquet or .csv).")] = Path(
         "rfm.parquet"
     ),
     as_of: Annotated[str | None, typer.Option(help="Features as of this date (required).")] = None,
-    config: Annotated[Path | None, typer.Option(help="Run config (configs/*.yaml).")] = None,
-    customer_id: Annotated[str | None, typer.Option(help="Customer id column.")] = None,
-    timestamp: Annotated[str | None, typer.Option(help="Purchase time column.")] = None,
-    amount: Annotated[str | None, typer.Option(help="Purchase value column.")] = None,
+    config: ConfigOption = None,
     time_unit: Annotated[str | None, typer.Option(help="D (days) or W (weeks).")] = None,
     unit_multiplier: Annotated[
         float | None, typer.Option(help="Divide times by this (7: days/7).")
     ] = None,
+    *,
+    cleaning: dict,
 ) -> None:
     """Build the RFM table (one row per customer) as of a date and write it.
 
@@ -128,18 +176,10 @@ def features(
     from segml.features import rfm_summary
     from segml.features._rfm import FeatureError
 
-    mapping: dict = {}
-    feature_args: dict = {}
-    if config is not None:
-        try:
-            cfg = load_config(config)
-        except ConfigError as exc:
-            _fail(str(exc))
-        source = source or cfg["data"]["source"]
-        mapping = section_kwargs(cfg, "transactions")
-        feature_args = section_kwargs(cfg, "features")
-    given = dict(customer_id=customer_id, timestamp=timestamp, amount=amount)
-    mapping.update({k: v for k, v in given.items() if v is not None})
+    settings = _config(config)
+    source = source or settings.get("data", {}).get("source")
+    mapping = _loader_options(settings, cleaning)
+    feature_args = section_kwargs(settings, "features")
     given = dict(as_of=as_of, time_unit=time_unit, unit_multiplier=unit_multiplier)
     feature_args.update({k: v for k, v in given.items() if v is not None})
     if source is None:
@@ -181,6 +221,7 @@ TrackingOption = Annotated[
 
 
 @app.command()
+@cleaning_options
 def train(
     config: Annotated[Path, typer.Option(help="Run config, e.g. configs/cdnow.yaml.")],
     tracking_uri: TrackingOption = None,
@@ -188,11 +229,30 @@ def train(
         Path | None, typer.Option(help="Also write the scoring model to this folder.")
     ] = None,
     promote: Annotated[bool, typer.Option(help="Move the 'champion' alias too.")] = False,
+    allow_failed_gates: Annotated[
+        bool,
+        typer.Option(
+            help="Move the aliases even when a quality gate fails (the override is tagged)."
+        ),
+    ] = False,
+    run_name: Annotated[
+        str | None,
+        typer.Option(help="MLflow run name (default: config name, as-of date, data digest)."),
+    ] = None,
+    description: Annotated[
+        str | None, typer.Option(help="Shown with the run and its registered version.")
+    ] = None,
+    *,
+    cleaning: dict,
 ) -> None:
     """Train CLV, segments, tiers and churn; log the run to MLflow; register the scorer.
 
-    Each step prints how long it took. The registered model gets the alias
-    'candidate' ('champion' too with --promote). Open the runs with
+    Each step prints how long it took. The run's quality gates (the config's 'gates'
+    section) are printed; when all pass, the registered model gets the alias
+    'candidate' ('champion' too with --promote); a failed gate registers the version
+    but moves no alias, unless --allow-failed-gates. The model remembers how its data was
+    cleaned, so `segml score` cleans the same way. Cleaning options override the
+    config's 'transactions' section. Open the runs with
     `mlflow ui --backend-store-uri sqlite:///mlflow.db`.
     """
     from segml._config import ConfigError
@@ -203,17 +263,35 @@ def train(
     def show(name: str, seconds: float) -> None:
         console.print(f"[green]done[/green] {name} ({seconds:.2f} s)", highlight=False)
 
+    def notice(message: str) -> None:
+        console.print(
+            f"[yellow]note:[/yellow] {cli_words(message)}", highlight=False, soft_wrap=True
+        )
+
     started = time.perf_counter()
     try:
+        # The command line's cleaning options go over the config's transactions
+        # section; the run logs (and the model records) what was actually used.
         result = train_run(
             config,
             tracking_uri=_tracking_uri(tracking_uri),
             export=export,
             promote=promote,
             on_step=show,
+            on_notice=notice,
+            transactions=cleaning or None,
+            allow_failed_gates=allow_failed_gates,
+            run_name=run_name,
+            description=description,
         )
-    except (ConfigError, TrackingError, TransactionsError, ValueError) as exc:
+    except TransactionsError as exc:
+        if exc.report is not None and exc.report.rows_read:
+            console.print(cli_words(str(exc.report), keywords=False), highlight=False)
         _fail(str(exc))
+    except (ConfigError, TrackingError, ValueError) as exc:
+        _fail(str(exc))
+    except OSError as exc:  # e.g. a full disk while logging or exporting
+        _fail(f"Cannot write {exc.filename or 'the run'}: {exc.strerror or exc}.")
     scorer = result.scorer
     churn = scorer.evaluation_["churn"]
     console.print(
@@ -237,20 +315,61 @@ def runs(
     ctx: typer.Context,
     experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "segml-cdnow",
     tracking_uri: TrackingOption = None,
+    wide: Annotated[
+        bool, typer.Option(help="Every key metric (default: the columns that fit 100 wide).")
+    ] = False,
 ) -> None:
-    """List the runs of an experiment with their key metrics, newest first."""
+    """List the runs of an experiment newest first: gates, churn lead, key metrics.
+
+    Stale runs (RUNNING, but their process is gone) are marked FAILED first, and said.
+    """
     if ctx.invoked_subcommand is not None:
         return
     import pandas as pd
 
     from segml.tracking import TrackingError, runs_table
+    from segml.tracking._compare import NARROW_COLUMNS
+
+    def notice(message: str) -> None:
+        console.print(f"[yellow]note:[/yellow] {message}", highlight=False, soft_wrap=True)
 
     try:
-        table = runs_table(tracking_uri=_tracking_uri(tracking_uri), experiment_name=experiment)
+        table = runs_table(
+            tracking_uri=_tracking_uri(tracking_uri), experiment_name=experiment, on_notice=notice
+        )
     except TrackingError as exc:
         _fail(str(exc))
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        typer.echo(table.to_string(index=False) if len(table) else "no runs yet")
+    if not len(table):
+        typer.echo("no runs yet")
+        return
+    if wide:
+        with pd.option_context("display.width", 400, "display.max_columns", 60):
+            typer.echo(table.to_string(index=False))
+        return
+    typer.echo(_narrow_runs(table[[c for c in NARROW_COLUMNS if c in table.columns]]))
+
+
+#: Short headers of the narrow `segml runs` table.
+_NARROW_HEADERS = {
+    "churn.model.roc_auc": "roc_auc",
+    "clv_holdout.purchases_mae": "clv_mae",
+}
+
+
+def _narrow_runs(table, width: int = 100) -> str:
+    """The runs table in at most ``width`` characters a line: short headers, texts cut
+    to 18 characters, and columns dropped from the right until it fits."""
+    shown = table.rename(columns=_NARROW_HEADERS)
+    for column in shown.columns:
+        if shown[column].dtype == object and column != "run_id":
+            shown[column] = shown[column].map(
+                lambda v: v if not isinstance(v, str) or len(v) <= 18 else v[:17] + "…"
+            )
+    text = shown.to_string(index=False, float_format=lambda v: f"{v:.4f}")
+    while shown.shape[1] > 1 and max(map(len, text.splitlines())) > width:
+        shown = shown.iloc[:, :-1]
+        text = shown.to_string(index=False, float_format=lambda v: f"{v:.4f}")
+    return text
 
 
 @runs_app.command("diff")
@@ -288,6 +407,18 @@ except ImportError:  # pragma: no cover - while the batch scorer is being writte
     _score_command = None
 if _score_command is not None:
     app.command(name="score")(_score_command)
+
+# `segml compare` and `segml promote`: champion and challenger (segml.cli._champion).
+from segml.cli._champion import compare as _compare_command  # noqa: E402
+from segml.cli._champion import promote as _promote_command  # noqa: E402
+
+app.command(name="compare")(_compare_command)
+app.command(name="promote")(_promote_command)
+
+# `segml report` writes a run's one-page tier report (its report.html artifact).
+from segml.cli._report import report as _report_command  # noqa: E402 - after app exists
+
+app.command(name="report")(_report_command)
 
 
 def main() -> None:  # pragma: no cover - console entry point

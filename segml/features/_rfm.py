@@ -98,6 +98,11 @@ def _check_transactions(transactions: pd.DataFrame) -> None:
 
 def _day(value, name: str = "as_of") -> np.datetime64:
     """A date-like as a day (time of day dropped), as lifetimes' ``to_period('D')``."""
+    if isinstance(value, bool | int | float | np.integer | np.floating):
+        # pd.Timestamp(19980630) is 1970-01-01 plus 19,980,630 ns: a silent wrong date.
+        raise FeatureError(
+            f"{name}={value!r} is a number, not a date; pass a date such as '1998-06-30'."
+        )
     try:
         stamp = pd.Timestamp(value)
     except (TypeError, ValueError) as exc:

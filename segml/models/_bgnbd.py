@@ -19,9 +19,11 @@ import numpy as np
 from scipy.special import digamma, expit, gammaln, hyp2f1
 
 from segml.models._distinct import distinct_rows
-from segml.models._mle import MLEResult, dot, minimize_log_params
+from segml.models._mle import MLEResult, dot, minimize_log_params, start_log_params
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
+# Parameters measured in the time unit (rescaled with time).
+TIME_PARAMS = ("alpha",)
 
 
 @dataclass(frozen=True)
@@ -144,8 +146,13 @@ def _objective(log_params: np.ndarray, rows: _Rows, penalizer_coef: float):
     return value, grad
 
 
-def fit(frequency, recency, T, *, penalizer_coef: float, max_iter: int) -> tuple[MLEResult, float]:
+def fit(
+    frequency, recency, T, *, penalizer_coef: float, max_iter: int, start=None
+) -> tuple[MLEResult, float]:
     """Fit BG/NBD; returns the result (log-params in rescaled time) and the time scale.
+
+    ``start`` (parameters in the data's time unit, e.g. a fit on a shorter period)
+    replaces lifetimes' starting point; the optimum does not depend on it.
 
     As lifetimes does, time is rescaled so that the oldest customer has ``T = 1``
     (``scale = 1 / max(T)``); the optimiser starts from all log-parameters 0.1 and the
@@ -154,7 +161,11 @@ def fit(frequency, recency, T, *, penalizer_coef: float, max_iter: int) -> tuple
     scale = 1.0 / float(np.max(T))
     rows = _rows(frequency, recency, T, scale)
     result = minimize_log_params(
-        lambda lp: _objective(lp, rows, penalizer_coef), np.full(4, 0.1), max_iter=max_iter
+        lambda lp: _objective(lp, rows, penalizer_coef),
+        np.full(4, 0.1)
+        if start is None
+        else start_log_params(start, PARAM_NAMES, TIME_PARAMS, scale),
+        max_iter=max_iter,
     )
     return result, scale
 
@@ -165,6 +176,23 @@ def log_likelihood_hessian(log_params, frequency, recency, T, *, scale, penalize
 
     rows = _rows(frequency, recency, T, scale)
     return numerical_hessian(lambda lp: _objective(lp, rows, penalizer_coef)[1], log_params)
+
+
+def log_likelihood(params, frequency, recency, T) -> float:
+    """Total (unpenalised) log-likelihood of the customers (FHL 2005 eq. 6), data's time unit."""
+    rows = _rows(frequency, recency, T, 1.0)
+    return float(-_objective(np.log(params), rows, 0.0)[0] * rows.total_weight)
+
+
+def expected_purchases_new_customer(params, t):
+    """E[X(t)] of a customer just acquired (FHL 2005 eq. 9).
+
+    ``(a+b-1)/(a-1) (1 - (alpha/(alpha+t))^r 2F1(r, b; a+b-1; t/(alpha+t)))``.
+    """
+    r, alpha, a, b = params
+    t = np.asarray(t, dtype=float)
+    hyp = hyp2f1(r, b, a + b - 1, t / (alpha + t))
+    return (a + b - 1) / (a - 1) * (1 - hyp * (alpha / (alpha + t)) ** r)
 
 
 def _log_hyp_term(r, alpha, a, b, x, T, t):
@@ -192,6 +220,16 @@ def _survival_term(params, x, T, t):
     r, alpha, a, b = params
     ln_hyp = _log_hyp_term(r, alpha, a, b, x, T, t)
     return np.exp(ln_hyp + (r + x) * np.log((alpha + T) / (alpha + t + T)))
+
+
+def survival_term(params, x, T, t):
+    """The survival term under the name every purchase model module uses."""
+    return _survival_term(params, x, T, t)
+
+
+def purchase_factor(params, x, t_x, T):
+    """:func:`first_over_denominator` under the name every purchase model module uses."""
+    return first_over_denominator(params, x, t_x, T)
 
 
 def first_over_denominator(params, x, t_x, T):
@@ -228,36 +266,6 @@ def p_alive(params, frequency, recency, T):
         a / (b + np.maximum(frequency, 1) - 1)
     )
     return np.where(frequency == 0, 1.0, expit(-log_div))
-
-
-def discounted_purchases(params, frequency, recency, T, *, periods_per_month, months, discount):
-    """Sum over months m = 1..months of (E[Y(m)] - E[Y(m-1)]) / (1 + discount)^m.
-
-    This is the purchase part of lifetimes' ``_customer_lifetime_value`` loop, which
-    evaluates eq. 10 twice per month for every customer. Since
-    ``E[Y(t)] = F(x, t_x, T) (1 - S(x, T, t))`` with ``S`` the survival term, each
-    month's increment is ``F (S(t-1) - S(t))``: the hypergeometric work is done once
-    per distinct (x, T) pair and month, and per customer only ``F`` is left.
-    """
-    (x_u, T_u), inverse, _ = distinct_rows(frequency, T)
-    per_pair = discounted_survival_drop(
-        params, x_u, T_u, periods_per_month=periods_per_month, months=months, discount=discount
-    )
-    return first_over_denominator(params, frequency, recency, T) * per_pair[inverse]
-
-
-def discounted_survival_drop(params, x, T, *, periods_per_month, months, discount):
-    """``sum_m (S(t_{m-1}) - S(t_m)) / (1 + discount)^m`` per (x, T): CLV's hypergeometric part."""
-    steps = np.arange(1, months + 1)
-    # Same grid as lifetimes: t = step * factor and t - factor.
-    t_grid = steps * periods_per_month
-    survival = _survival_term(params, x[:, None], T[:, None], t_grid[None, :])
-    previous = np.concatenate(
-        [_survival_term(params, x[:, None], T[:, None], np.zeros((1, 1))), survival[:, :-1]],
-        axis=1,
-    )
-    discount_factors = 1.0 / (1 + discount) ** (t_grid / periods_per_month)
-    return np.einsum("ij,j->i", previous - survival, discount_factors)
 
 
 def repeat_purchase_pmf(params, t, max_purchases):

@@ -43,6 +43,15 @@ class MLEResult:
     n_iterations: int
 
 
+def start_log_params(start, names, time_names, scale) -> np.ndarray:
+    """Log-parameters in rescaled time from parameters in the data's time unit (warm start)."""
+    values = np.array([float(v) for v in start], dtype=float)
+    for k, name in enumerate(names):
+        if name in time_names:
+            values[k] *= scale
+    return np.log(values)
+
+
 def numerical_hessian(gradient: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
     """Hessian by central differences of an analytic gradient, symmetrised."""
     n = len(x)

@@ -5,6 +5,11 @@ does 3.5 go?). Here every band is half-open, ``lower <= x < upper``, with ``lowe
 omitted (null) for the lowest band and ``upper`` omitted for the highest, and the
 bands must tile the whole line: no gap, no overlap. A value equal to a boundary
 belongs to the band above it (4 purchases a month is "high" when high starts at 4).
+
+An edge is a number, or ``{at_quantile: q}``: the ``q`` quantile of the measure over
+the training customers (:func:`numpy.quantile`, linear interpolation), learnt at fit
+and then fixed. :func:`band_quantiles` lists the quantiles a table needs and
+:func:`parse_bands` takes their fitted values.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ __all__ = [
     "Band",
     "TierConfigError",
     "assign_bands",
+    "band_quantiles",
     "check_keys",
     "load_yaml_config",
     "parse_bands",
@@ -81,9 +87,61 @@ def check_keys(item: Any, allowed: Sequence[str], required: Sequence[str], where
     return item
 
 
-def _bound(value: Any, where: str, key: str, default: float) -> float:
+def _quantile_of(value: Any, where: str) -> float | None:
+    """``q`` of an ``{at_quantile: q}`` edge, None for a plain number or null."""
+    if not isinstance(value, Mapping):
+        return None
+    if set(value) != {"at_quantile"}:
+        raise TierConfigError(
+            f"{where} must be a number, null, or {{at_quantile: q}} with 0 < q < 1; got {value!r}."
+        )
+    q = value["at_quantile"]
+    if isinstance(q, bool) or not isinstance(q, int | float) or not 0 < q < 1:
+        raise TierConfigError(f"{where}.at_quantile must be a number with 0 < q < 1; got {q!r}.")
+    return float(q)
+
+
+def band_quantiles(items: Any, where: str) -> list[float]:
+    """The quantiles (sorted, distinct) that the ``{at_quantile: q}`` edges of a band list use.
+
+    Examples
+    --------
+    >>> from segml.models._scorecard_bands import band_quantiles
+    >>> band_quantiles([{"label": "high", "lower": {"at_quantile": 0.9}},
+    ...                 {"label": "mid", "lower": {"at_quantile": 0.7},
+    ...                  "upper": {"at_quantile": 0.9}},
+    ...                 {"label": "low", "upper": {"at_quantile": 0.7}}], "bands")
+    [0.7, 0.9]
+    """
+    if not isinstance(items, Sequence) or isinstance(items, str):
+        return []
+    found = set()
+    for i, item in enumerate(items):
+        if isinstance(item, Mapping):
+            for key in ("lower", "upper"):
+                q = _quantile_of(item.get(key), f"{where}[{i}].{key}")
+                if q is not None:
+                    found.add(q)
+    return sorted(found)
+
+
+def _bound(
+    value: Any,
+    where: str,
+    key: str,
+    default: float,
+    quantile_values: Mapping[float, float] | None,
+) -> float:
     if value is None:
         return default
+    q = _quantile_of(value, f"{where}.{key}")
+    if q is not None:
+        if quantile_values is None or q not in quantile_values:
+            raise TierConfigError(
+                f"{where}.{key} is the {q:g} quantile of the training data, which is not fitted "
+                "yet; call fit(customers) first."
+            )
+        return float(quantile_values[q])
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TierConfigError(f"{where}.{key} must be a number or null; got {value!r}.")
     if math.isnan(value):
@@ -91,7 +149,13 @@ def _bound(value: Any, where: str, key: str, default: float) -> float:
     return float(value)
 
 
-def parse_bands(items: Any, where: str, *, with_points: bool) -> list[Band]:
+def parse_bands(
+    items: Any,
+    where: str,
+    *,
+    with_points: bool,
+    quantile_values: Mapping[float, float] | None = None,
+) -> list[Band]:
     """Validate a list of bands and return them sorted from lowest to highest.
 
     Parameters
@@ -103,6 +167,10 @@ def parse_bands(items: Any, where: str, *, with_points: bool) -> list[Band]:
         Config path used in error messages, e.g. ``"criteria[0].bands"``.
     with_points : bool
         Whether each band must carry ``points``.
+    quantile_values : mapping of float to float, optional
+        Fitted value of each quantile that an ``{at_quantile: q}`` edge names. Two
+        quantiles with the same value (ties in the data) leave the band between them
+        empty, ``lower == upper``; only fitted edges may do that.
 
     Examples
     --------
@@ -126,9 +194,15 @@ def parse_bands(items: Any, where: str, *, with_points: bool) -> list[Band]:
     for i, item in enumerate(items):
         w = f"{where}[{i}]"
         check_keys(item, allowed, required, w)
-        lower = _bound(item.get("lower"), w, "lower", -math.inf)
-        upper = _bound(item.get("upper"), w, "upper", math.inf)
-        if not lower < upper:
+        lower = _bound(item.get("lower"), w, "lower", -math.inf, quantile_values)
+        upper = _bound(item.get("upper"), w, "upper", math.inf, quantile_values)
+        # Two different quantiles of tied data may share a value: that band is empty.
+        q_lower = _quantile_of(item.get("lower"), f"{w}.lower")
+        q_upper = _quantile_of(item.get("upper"), f"{w}.upper")
+        fitted_tie = (
+            lower == upper and q_lower is not None and q_upper is not None and q_lower < q_upper
+        )
+        if not (lower < upper or fitted_tie):
             raise TierConfigError(f"{w}: lower ({lower:g}) must be below upper ({upper:g}).")
         points = None
         if with_points:

@@ -459,26 +459,102 @@ class ChurnModel(BaseEstimator):
         Raises
         ------
         segml.persistence.PersistenceError
-            A missing file, a document of another format or version, or a skops file
-            holding a type outside :data:`TRUSTED_TYPES`.
+            A missing file, a document of another format or version, missing keys or
+            values of the wrong type, a ``classifier_file`` that is not a file of
+            ``directory``, a skops file holding a type outside :data:`TRUSTED_TYPES`,
+            or trees whose node indices lead outside their arrays. The message names
+            the file.
         """
         directory = Path(directory)
-        document = read_json(directory / _JSON_NAME)
-        check_document(document, _FORMAT, _FORMAT_VERSION, source=directory / _JSON_NAME)
-        model = cls(**document["params"])
-        calibrated = load_skops(directory / document["classifier_file"], trusted=TRUSTED_TYPES)
+        source = directory / _JSON_NAME
+        document = read_json(source)
+        check_document(document, _FORMAT, _FORMAT_VERSION, source=source)
+        try:
+            model = cls(**document["params"])
+            model._check_params()
+            classifier_file = document["classifier_file"]
+            feature_names = document["feature_names"]
+            if not (
+                isinstance(feature_names, list) and all(isinstance(n, str) for n in feature_names)
+            ):
+                raise TypeError(f"feature_names must be a list of names, got {feature_names!r}")
+            churn_rate = float(document["churn_rate"])
+            n_customers = int(document["n_customers"])
+        except (KeyError, TypeError, ValueError) as exc:
+            what = f"the key {exc.args[0]!r} is missing" if isinstance(exc, KeyError) else exc
+            raise PersistenceError(f"{source} is damaged: {what}.") from None
+        # The classifier is a file of this folder: a name that leads elsewhere (an
+        # absolute path, "..", a symlink out) is refused before anything is read.
+        classifier = directory / str(classifier_file)
+        if (
+            not isinstance(classifier_file, str)
+            or Path(classifier_file).name != classifier_file
+            or classifier_file in ("", ".", "..")
+            or not classifier.resolve().is_relative_to(directory.resolve())
+        ):
+            raise PersistenceError(
+                f"{source}: classifier_file {classifier_file!r} is not a file of the model's "
+                f"folder {directory}; refusing to read it."
+            )
+        calibrated = load_skops(classifier, trusted=TRUSTED_TYPES)
         if not isinstance(calibrated, CalibratedClassifierCV):
             raise PersistenceError(
-                f"{directory / _SKOPS_NAME} holds a {type(calibrated).__name__}, not the "
+                f"{classifier} holds a {type(calibrated).__name__}, not the "
                 "CalibratedClassifierCV a churn model saves."
             )
+        _check_boosters(calibrated, len(feature_names), classifier)
         model.calibrated_ = calibrated
-        model.feature_names_in_ = np.asarray(document["feature_names"], dtype=object)
+        model.feature_names_in_ = np.asarray(feature_names, dtype=object)
         model.n_features_in_ = len(model.feature_names_in_)
         model.classes_ = np.array([0, 1])
-        model.churn_rate_ = float(document["churn_rate"])
-        model.n_customers_ = int(document["n_customers"])
+        model.churn_rate_ = churn_rate
+        model.n_customers_ = n_customers
         return model
+
+
+def _check_boosters(calibrated: CalibratedClassifierCV, n_features: int, path: Path) -> None:
+    """Refuse loaded trees that scikit-learn would follow out of their arrays.
+
+    skops can check the *types* in a file, not the values: scikit-learn's compiled
+    tree walk reads ``nodes[left]``, ``nodes[right]`` and ``X[:, feature_idx]``
+    without bounds checks, so a crafted file could make prediction read outside
+    memory or loop forever (skops therefore does not trust ``TreePredictor`` by
+    default). Every tree saved by :meth:`ChurnModel.save` has its children after
+    their parent and splits on numeric input columns only; anything else is refused.
+    """
+    from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
+
+    def refuse(why: str) -> None:
+        raise PersistenceError(f"{path} holds a booster that cannot be trusted: {why}.")
+
+    for fold in calibrated.calibrated_classifiers_:
+        booster = fold.estimator
+        if not isinstance(booster, HistGradientBoostingClassifier):
+            refuse(f"a {type(booster).__name__} where a HistGradientBoostingClassifier belongs")
+        if booster.n_features_in_ != n_features or booster.n_trees_per_iteration_ != 1:
+            refuse(f"it reads {booster.n_features_in_} features, the model {n_features}")
+        if (
+            getattr(booster, "_in_fit", False)
+            or getattr(booster, "_preprocessor", None) is not None
+            or np.asarray(booster._bin_mapper.is_categorical_).any()
+        ):
+            refuse("categorical or binned input, which a churn model never uses")
+        for iteration in booster._predictors:
+            for tree in iteration:
+                nodes = tree.nodes
+                if nodes.dtype != PREDICTOR_RECORD_DTYPE or nodes.ndim != 1 or len(nodes) == 0:
+                    refuse(f"a tree of dtype {nodes.dtype}, shape {nodes.shape}")
+                split = np.flatnonzero(nodes["is_leaf"] == 0)
+                left = nodes["left"][split].astype(np.int64)
+                right = nodes["right"][split].astype(np.int64)
+                feature = nodes["feature_idx"][split]
+                if (
+                    ((left <= split) | (left >= len(nodes))).any()
+                    or ((right <= split) | (right >= len(nodes))).any()
+                    or ((feature < 0) | (feature >= n_features)).any()
+                    or nodes["is_categorical"].any()
+                ):
+                    refuse("a tree whose splits lead outside it or outside the input columns")
 
 
 def _json_params(params: dict) -> dict:

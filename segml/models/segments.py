@@ -66,19 +66,27 @@ DEFAULT_FEATURES = ("days_since_last_purchase", "n_orders", "total_spend")
 _FORMAT = "segml.SegmentModel"
 _FORMAT_VERSION = 1
 
-# Words used to name a centroid by how it differs from the average customer
-# (in standard deviations of the log feature); "low"/"high" for other features.
+# Words naming a centroid by how far it is from the average customer, in standard
+# deviations of the log feature, on four levels: far below, below, above, far above
+# (see _name_levels); "low x" / "high x" for other features.
 _NAME_WORDS = {
-    "days_since_last_purchase": ("recent", "lapsed"),
-    "recency": ("short-lived", "long-lived"),
-    "n_orders": ("one-off", "frequent"),
-    "frequency": ("one-off", "frequent"),
-    "total_spend": ("low-spend", "high-spend"),
-    "avg_order_value": ("small-basket", "big-basket"),
-    "monetary_value": ("small-basket", "big-basket"),
-    "tenure_days": ("new", "long-standing"),
+    "days_since_last_purchase": ("very recent", "recent", "lapsed", "long-lapsed"),
+    "recency": ("very short-lived", "short-lived", "long-lived", "very long-lived"),
+    "n_orders": ("one-off", "infrequent", "frequent", "very frequent"),
+    "frequency": ("one-off", "infrequent", "frequent", "very frequent"),
+    "total_spend": ("very low-spend", "low-spend", "high-spend", "top-spend"),
+    "avg_order_value": ("very small-basket", "small-basket", "big-basket", "very big-basket"),
+    "monetary_value": ("very small-basket", "small-basket", "big-basket", "very big-basket"),
+    "tenure_days": ("very new", "new", "long-standing", "very long-standing"),
 }
+# |z| from which a centroid is named below / above average at all.
 _NAME_CUT_SD = 0.5
+# |z| from which a centroid is "far" from average, whatever the other segments do...
+_NAME_FAR_SD = 1.5
+# ...and how much further than the mildest segment on its side a centroid must be to
+# be "far" when several segments lie on that side (two "high-spend" segments whose
+# spend differs by 3x must not share the word).
+_NAME_STEP_SD = 0.5
 # Below this many customers the full-data k-means runs on one thread (faster).
 _MULTITHREAD_ROWS = 200_000
 
@@ -110,7 +118,13 @@ class SegmentModel(BaseEstimator):
         table has it, else ``total_spend``.
     segment_names : sequence of str or None, default None
         Names for segments 0, 1, ...; None derives them from the centroids (e.g.
-        ``"recent, frequent, high-spend"``).
+        ``"recent, frequent, high-spend"``): for each feature, a word for a centroid
+        at least 0.5 SD (of the log feature) below or above average, made "far"
+        (``"very recent"``, ``"top-spend"``) from 1.5 SD, or from 0.5 SD beyond the
+        mildest segment on the same side. The words of one feature never contradict
+        the centroids' order on it (a segment with less spend is never named
+        higher on spend), and names are unique within a model (a repeated name gets
+        ``" #2"``, ``" #3"`` in value order).
     random_state : int or None, default 0
         Seed for the sample and k-means initialisation; a fixed value makes the fit
         reproducible.
@@ -151,7 +165,7 @@ class SegmentModel(BaseEstimator):
     ...     index=pd.Index(["a", "b", "c", "d"], name="customer_id"))
     >>> model = SegmentModel(n_segments=2).fit(rfm)
     >>> model.segment_names_
-    {0: 'recent, frequent, high-spend', 1: 'lapsed, one-off, low-spend'}
+    {0: 'recent, frequent, high-spend', 1: 'lapsed, infrequent, low-spend'}
     >>> model.segment_sizes_
     {0: 2, 1: 2}
     """
@@ -368,15 +382,22 @@ class SegmentModel(BaseEstimator):
         given = list(self.segment_names) if self.segment_names is not None else None
         names: dict[int, str] = {}
         used: set[str] = set(inherited.values())
-        for row, sid in enumerate(self.segment_ids_):
-            sid = int(sid)
+        described = _describe(self.features_, self.cluster_centers_)
+        # Most valuable first, so a repeated name's " #2" goes to the less valuable one.
+        value = self.segment_values_ if hasattr(self, "segment_values_") else {}
+        rows = sorted(
+            range(len(self.segment_ids_)),
+            key=lambda r: (-value.get(int(self.segment_ids_[r]), 0.0), int(self.segment_ids_[r])),
+        )
+        for row in rows:
+            sid = int(self.segment_ids_[row])
             if sid in inherited:
                 names[sid] = inherited[sid]
                 continue
             if given is not None and sid < len(given):
                 name = str(given[sid])
             else:
-                name = _describe(self.features_, self.cluster_centers_[row])
+                name = described[row]
             base, suffix = name, 2
             while name in used:
                 name, suffix = f"{base} #{suffix}", suffix + 1
@@ -589,16 +610,58 @@ def _nearest(z: np.ndarray, centers: np.ndarray) -> np.ndarray:
     return distance.argmin(axis=0)
 
 
-def _describe(features: Sequence[str], center: np.ndarray) -> str:
-    """Words for the features where a centroid is far from average (|z| > 0.5)."""
-    words = []
-    for feature, z in zip(features, center, strict=True):
-        low, high = _NAME_WORDS.get(feature, (f"low {feature}", f"high {feature}"))
-        if z <= -_NAME_CUT_SD:
-            words.append(low)
-        elif z >= _NAME_CUT_SD:
-            words.append(high)
-    return ", ".join(words) if words else "average"
+def _name_levels(centers: np.ndarray) -> np.ndarray:
+    """Level of each centroid on each feature: -2 far below, -1 below, 0 average, 1, 2.
+
+    ``centers`` are in standardised log units (z). A centroid is below (above) average
+    from ``|z| >= 0.5``; among the centroids on one side of a feature it is far when
+    ``|z| >= 1.5``, or when several lie on that side and it is at least 0.5 SD further
+    out than the mildest of them. The threshold is one number per side, so the levels
+    of a feature are non-decreasing in z: a centroid lower on a feature never gets a
+    higher level on it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from segml.models.segments import _name_levels
+    >>> _name_levels(np.array([[1.47], [0.59], [-0.67]])).ravel().tolist()
+    [2, 1, -1]
+    """
+    z = np.asarray(centers, dtype="float64")
+    levels = np.zeros(z.shape, dtype="int64")
+    for sign in (-1, 1):
+        distance = sign * z  # how far out on this side
+        on_side = distance >= _NAME_CUT_SD
+        mildest = np.where(on_side, distance, np.inf).min(axis=0)
+        several = on_side.sum(axis=0) > 1
+        far_from = np.where(
+            several, np.minimum(_NAME_FAR_SD, mildest + _NAME_STEP_SD), _NAME_FAR_SD
+        )
+        levels[on_side] = sign
+        levels[on_side & (distance >= far_from)] = 2 * sign
+    return levels
+
+
+def _describe(features: Sequence[str], centers: np.ndarray) -> list[str]:
+    """A name for each centroid: the words of its non-average levels, feature by feature."""
+    levels = _name_levels(centers)
+    names = []
+    for row in levels:
+        words = []
+        for feature, level in zip(features, row, strict=True):
+            if level:
+                scale = _NAME_WORDS.get(
+                    feature,
+                    (
+                        f"very low {feature}",
+                        f"low {feature}",
+                        f"high {feature}",
+                        f"very high {feature}",
+                    ),
+                )
+                words.append(scale[level + 2 if level < 0 else level + 1])
+        names.append(", ".join(words) if words else "average")
+    return names
 
 
 def _silhouettes(z: np.ndarray, labels_by_k: Mapping[int, np.ndarray], chunk_rows: int = 1000):

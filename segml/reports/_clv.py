@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from segml.models._clv_metrics import holdout_predicted_purchases
+from segml.models._clv_metrics import cumulative_repeat_transactions, holdout_predicted_purchases
 
 __all__ = [
     "plot_calibration_purchases",
     "plot_clv_distribution",
+    "plot_cumulative_transactions",
     "plot_frequency_recency_matrix",
     "plot_p_alive_matrix",
     "plot_period_transactions",
@@ -177,8 +178,9 @@ def plot_p_alive_matrix(
 ) -> Figure:
     """P(alive) for every (frequency, recency), at customer age T = max T.
 
-    The frequency-0 column is 1 by construction (BG/NBD has no evidence of drop-out
+    Under BG/NBD the frequency-0 column is 1 by construction (no evidence of drop-out
     without a repeat purchase); the figure says so rather than paint it as safe.
+    MBG/NBD and Pareto/NBD let one-time buyers drop out, so there is no such note.
 
     Examples
     --------
@@ -204,6 +206,8 @@ def plot_p_alive_matrix(
         vmin=0.0,
         vmax=1.0,
     )
+    if getattr(model, "purchase_model_", "bgnbd") != "bgnbd":
+        return fig
     fig.axes[0].annotate(
         "frequency 0: P(alive) = 1 by\nconstruction, not evidence",
         xy=(0, 0),
@@ -283,8 +287,8 @@ def plot_clv_distribution(
 
     CLV is heavy-tailed: the x-axis stops at the ``clip_quantile`` quantile and the
     title says how many customers lie beyond. One-time buyers are drawn separately
-    because their CLV rests on the population averages only (P(alive) = 1 and mean
-    spend by construction), not on their own history.
+    because their CLV rests on population averages (mean spend by construction, and
+    under BG/NBD P(alive) = 1), not on their own repeat history.
 
     Parameters
     ----------
@@ -329,6 +333,79 @@ def plot_clv_distribution(
     ax.set_ylabel("customers")
     ax.set_title(
         f"CLV distribution ({len(clv):,} customers; {beyond:,} above {upper:,.2f} not shown)"
+    )
+    ax.legend()
+    return fig
+
+
+_MODEL_NAMES = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD", "paretonbd": "Pareto/NBD"}
+
+
+def plot_cumulative_transactions(
+    model,
+    transactions: pd.DataFrame,
+    *,
+    calibration_end,
+    observation_end,
+    period_days: int = 7,
+) -> Figure:
+    """Tracking plot: cumulative repeat transactions by week, actual vs the model.
+
+    Fader, Hardie & Lee (2005), Figure 2, for any purchase model: the cohort of
+    customers first seen by ``calibration_end``, their repeat transactions (days with
+    a purchase after the first) summed week by week, beside the model's expectation
+    (:func:`segml.models._clv_metrics.cumulative_repeat_transactions`). A dashed line
+    marks the end of the calibration period: to its right the model forecasts.
+
+    Parameters
+    ----------
+    model : segml.models.CLVModel
+        Fitted on the calibration period.
+    transactions : pandas.DataFrame
+        Clean transactions (``customer_id``, ``timestamp``).
+    calibration_end, observation_end : date-like
+        Last days of the calibration and tracked periods (inclusive).
+    period_days : int, default 7
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from segml.models.clv import CLVModel, _example_document
+    >>> model = CLVModel.from_dict(_example_document())
+    >>> log = pd.DataFrame({"customer_id": ["a", "a", "b", "a"],
+    ...     "timestamp": pd.to_datetime(["2020-01-01", "2020-01-09", "2020-01-03", "2020-01-20"])})
+    >>> fig = plot_cumulative_transactions(model, log, calibration_end="2020-01-10",
+    ...                                    observation_end="2020-01-21")
+    >>> [line.get_label() for line in fig.axes[0].get_lines()[:2]]
+    ['actual', 'BG/NBD']
+    """
+    table = cumulative_repeat_transactions(
+        model,
+        transactions,
+        calibration_end=calibration_end,
+        observation_end=observation_end,
+        period_days=period_days,
+    )
+    name = _MODEL_NAMES.get(getattr(model, "purchase_model_", ""), "model")
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(table.index, table["actual_cumulative"], color="black", label="actual")
+    ax.plot(table.index, table["expected_cumulative"], color="tab:blue", linestyle="--", label=name)
+    holdout = table["holdout"].to_numpy()
+    if holdout.any() and not holdout.all():
+        boundary = table.index[~holdout][-1]
+        ax.axvline(boundary, color="gray", linestyle=":", label="end of calibration")
+    last = table.iloc[-1]
+    unit = "week" if period_days == 7 else f"{period_days}-day period"
+    ax.set_xlabel(unit)
+    ax.set_ylabel("cumulative repeat transactions")
+    ax.set_title(
+        f"Cumulative repeat transactions: actual {last['actual_cumulative']:,.0f}, "
+        f"{name} {last['expected_cumulative']:,.0f}"
     )
     ax.legend()
     return fig

@@ -3,6 +3,11 @@
 Every function returns a :class:`matplotlib.figure.Figure` built with the object
 API (no pyplot state); nothing is shown or saved. Save one with
 ``fig.savefig("tiers.png")`` or log it with ``mlflow.log_figure``.
+
+Segments are shown by name, not only by number: every function takes ``names``
+(``{segment id: name}``, e.g. ``SegmentModel.segment_names_``) and labels a
+segment ``"0: recent, frequent"``; functions given a customer table read the names
+from its ``segment_name`` column when ``names`` is not given.
 """
 
 from __future__ import annotations
@@ -24,6 +29,27 @@ __all__ = [
 ]
 
 
+def _shown(label, names: Mapping | None) -> str:
+    """``"0: name"`` for a label with a name (looked up as is, then as text), else the label."""
+    if names:
+        name = names.get(label, names.get(str(label)))
+        if name is None and isinstance(label, str) and label.lstrip("-").isdigit():
+            name = names.get(int(label))
+        if name is not None and str(name) != str(label):
+            return f"{label}: {name}"
+    return str(label)
+
+
+def _names_from(customers: pd.DataFrame, segment_column: str, names: Mapping | None):
+    """``names``, else ``{segment: segment_name}`` read from the table when it has both."""
+    if names is not None or "segment_name" not in customers.columns:
+        return names
+    if segment_column == "segment_name":
+        return None
+    pairs = customers[[segment_column, "segment_name"]].drop_duplicates(segment_column)
+    return dict(zip(pairs[segment_column], pairs["segment_name"].astype(str), strict=True))
+
+
 def _counts(labels, order: Sequence | None) -> pd.Series:
     labels = pd.Series(labels)
     if order is None and isinstance(labels.dtype, pd.CategoricalDtype):
@@ -35,7 +61,11 @@ def _counts(labels, order: Sequence | None) -> pd.Series:
 
 
 def plot_tier_counts(
-    labels, *, order: Sequence | None = None, title: str = "Customers per tier"
+    labels,
+    *,
+    order: Sequence | None = None,
+    names: Mapping | None = None,
+    title: str = "Customers per tier",
 ) -> Figure:
     """Bar chart of customers per tier (or segment), each bar labelled with count and share.
 
@@ -46,6 +76,9 @@ def plot_tier_counts(
         category order (best tier first).
     order : sequence, optional
         Bar order; default category order, else sorted.
+    names : mapping, optional
+        Name of each label, e.g. ``{0: "recent, frequent"}`` for segment ids; the
+        bar is labelled ``"0: recent, frequent"``.
     title : str
         Figure title.
 
@@ -56,10 +89,14 @@ def plot_tier_counts(
     ...                        order=["VIP", "regular", "prospect"])
     >>> [t.get_text() for t in fig.axes[0].get_xticklabels()]
     ['VIP', 'regular', 'prospect']
+    >>> fig = plot_tier_counts([0, 1, 1], names={0: "frequent", 1: "lapsed"},
+    ...                        title="Customers per segment")
+    >>> [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    ['0: frequent', '1: lapsed']
     """
     counts = _counts(labels, order)
     total = max(int(counts.sum()), 1)
-    names = [str(v) for v in counts.index]
+    names = [_shown(v, names) for v in counts.index]
     fig = Figure(figsize=(max(6.4, 0.8 * len(names) + 1.5), 4.2), layout="constrained")
     ax = fig.add_subplot()
     bars = ax.bar(names, counts.to_numpy(), color=[f"C{i % 10}" for i in range(len(names))])
@@ -76,9 +113,15 @@ def plot_tier_counts(
 
 
 def plot_tier_shares(
-    labels, *, order: Sequence | None = None, title: str = "Share of customers per tier"
+    labels,
+    *,
+    order: Sequence | None = None,
+    names: Mapping | None = None,
+    title: str = "Share of customers per tier",
 ) -> Figure:
     """Pie chart of the share of customers in each tier (or segment).
+
+    ``names`` labels segment ids by name in the legend, as in :func:`plot_tier_counts`.
 
     Examples
     --------
@@ -116,7 +159,7 @@ def plot_tier_shares(
     ax.legend(
         wedges,
         [
-            f"{label}: {share:.1%} ({count:,})"
+            f"{_shown(label, names)}: {share:.1%} ({count:,})"
             for label, share, count in zip(counts.index, shares, counts, strict=True)
         ],
         loc="center left",
@@ -139,9 +182,12 @@ def plot_frequency_vs_spend(
     spend_column: str = "total_spend",
     max_points: int = 20_000,
     random_state: int = 0,
+    names: Mapping | None = None,
     title: str = "Purchase frequency vs spend by segment",
 ) -> Figure:
     """Scatter of orders against spend (log axes), coloured by segment.
+
+    The legend names each segment (``names``, else the table's ``segment_name``).
 
     Above ``max_points`` customers a seeded sample is drawn (the title says so).
     Orders are integers, so points get a small multiplicative jitter to show
@@ -156,7 +202,11 @@ def plot_frequency_vs_spend(
     >>> fig = plot_frequency_vs_spend(table)
     >>> fig.axes[0].get_xscale(), fig.axes[0].get_yscale()
     ('log', 'log')
+    >>> fig = plot_frequency_vs_spend(table.assign(segment_name=["lapsed", "lapsed", "best"]))
+    >>> [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    ['0: best (n=1)', '1: lapsed (n=2)']
     """
+    names = _names_from(customers, segment_column, names)
     for column in (segment_column, frequency_column, spend_column):
         if column not in customers.columns:
             raise ValueError(
@@ -188,7 +238,7 @@ def plot_frequency_vs_spend(
             s=8,
             alpha=0.45,
             color=f"C{i % 10}",
-            label=f"{label} (n={mask.sum():,})",
+            label=f"{_shown(label, names)} (n={mask.sum():,})",
             linewidths=0,
         )
     ax.set_xscale("log")
@@ -218,7 +268,8 @@ def plot_segment_profiles(
     from all customers' median (in standard deviations of ``log1p``), text = the median.
 
     Log units make a segment with twice the spend as far from average as one with
-    half, which is how RFM differences are read.
+    half, which is how RFM differences are read. Rows are labelled
+    ``"0: name (n=...)"`` from ``names``, else from the table's ``segment_name``.
 
     Examples
     --------
@@ -228,8 +279,13 @@ def plot_segment_profiles(
     ...                       "total_spend": [900.0, 700.0, 10.0, 30.0]})
     >>> fig = plot_segment_profiles(table, columns=["n_orders", "total_spend"])
     >>> [t.get_text() for t in fig.axes[0].get_yticklabels()]
-    ['0', '1']
+    ['0 (n=2)', '1 (n=2)']
+    >>> named = table.assign(segment_name=["best"] * 2 + ["lapsed"] * 2)
+    >>> fig = plot_segment_profiles(named, columns=["n_orders"])
+    >>> [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    ['0: best (n=2)', '1: lapsed (n=2)']
     """
+    names = _names_from(customers, segment_column, names)
     columns = [c for c in columns if c in customers.columns]
     if not columns or segment_column not in customers.columns:
         raise ValueError(
@@ -262,12 +318,9 @@ def plot_segment_profiles(
                 color="white" if abs(z.iloc[i, j]) > 0.6 * limit else "black",
             )
     ax.set_xticks(range(len(columns)), columns, rotation=20, ha="right")
-    ax.set_yticks(range(len(medians)), [str(s) for s in medians.index])
-    if names:
-        ax.set_yticks(
-            range(len(medians)),
-            [f"{s}: {names.get(s, '')} (n={sizes[s]:,})" for s in medians.index],
-        )
+    ax.set_yticks(
+        range(len(medians)), [f"{_shown(s, names)} (n={sizes[s]:,})" for s in medians.index]
+    )
     ax.set_title(title + "\n(text: median; colour: SD from overall median, log scale)", fontsize=10)
     fig.colorbar(image, ax=ax, label="SD of log1p from overall median")
     return fig
@@ -326,11 +379,15 @@ def plot_silhouette_curve(
     return fig
 
 
-def plot_migration_matrix(matrix: pd.DataFrame, *, title: str = "Tier migration") -> Figure:
+def plot_migration_matrix(
+    matrix: pd.DataFrame, *, names: Mapping | None = None, title: str = "Tier migration"
+) -> Figure:
     """Heatmap of a migration matrix (counts, or shares when values are within [0, 1]).
 
     Rows are the previous label, columns the current one; new and lost customers
-    are the last row and column (see :func:`segml.scoring.migration_matrix`).
+    are the last row and column (see :func:`segml.scoring.migration_matrix`). For
+    segment migration, ``names`` (``{segment id: name}``) labels rows and columns by
+    name.
 
     Examples
     --------
@@ -378,11 +435,11 @@ def plot_migration_matrix(matrix: pd.DataFrame, *, title: str = "Tier migration"
             )
     ax.set_xticks(
         range(matrix.shape[1]),
-        [str(c) for c in matrix.columns],
+        [_shown(c, names) for c in matrix.columns],
         rotation=30 if matrix.shape[1] > 5 else 0,
         ha="right" if matrix.shape[1] > 5 else "center",
     )
-    ax.set_yticks(range(matrix.shape[0]), [str(r) for r in matrix.index])
+    ax.set_yticks(range(matrix.shape[0]), [_shown(r, names) for r in matrix.index])
     ax.set_xlabel(matrix.columns.name or "current")
     ax.set_ylabel(matrix.index.name or "previous")
     ax.set_title(title)

@@ -11,6 +11,7 @@
 from segml.scoring._migration import LOST, NEW, MigrationError, migration_matrix
 from segml.scoring._scorer import (
     OUTPUT_COLUMNS,
+    STRING_OUTPUT_COLUMNS,
     CustomerScorer,
     ScorerError,
     customer_features,
@@ -23,10 +24,12 @@ from segml.scoring._segment_map import (
     SegmentMapError,
     build_segment_map,
     load_actions,
+    risk_actions,
 )
 
 __all__ = [
     "OUTPUT_COLUMNS",
+    "STRING_OUTPUT_COLUMNS",
     "CustomerScorer",
     "ScorerError",
     "customer_features",
@@ -41,4 +44,5 @@ __all__ = [
     "build_segment_map",
     "load_actions",
     "migration_matrix",
+    "risk_actions",
 ]

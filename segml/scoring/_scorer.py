@@ -14,7 +14,9 @@ Data flow of :meth:`CustomerScorer.predict` (one row per customer)::
          over churn_horizon_days; risk_band from the churn model's thresholds
       -> segment (k-means, ordered by value) and segment_name
       -> tier (scorecard)
-      -> action: the at-risk action for high churn risk, else the tier's action
+      -> action: the one action of the customer's tier (or segment) at their risk
+         band, from the actions config's by_risk table, and action_reason
+         ("tier VIP, risk high"): a VIP at high risk keeps a VIP's treatment
 
 Customers with no repeat purchase get P(alive) = 1 under BG/NBD (Fader, Hardie & Lee
 2005): that is a property of the model, not a sign of loyalty; their churn risk
@@ -41,10 +43,30 @@ from segml.models.churn import RISK_BANDS, ChurnModel
 from segml.models.clv import CLVModel
 from segml.models.scorecard import TierScorecard, repurchase_rate
 from segml.models.segments import SegmentModel
-from segml.persistence import check_document, read_json, versions, write_json
-from segml.scoring._segment_map import DEFAULT_ACTIONS, SegmentMap, build_segment_map
+from segml.persistence import (
+    PersistenceError,
+    check_document,
+    read_json,
+    versions,
+    write_json,
+)
+from segml.scoring._segment_map import (
+    DEFAULT_ACTIONS,
+    SegmentMap,
+    SegmentMapError,
+    action_reason,
+    build_segment_map,
+    check_actions,
+    risk_actions,
+)
 
-__all__ = ["OUTPUT_COLUMNS", "CustomerScorer", "ScorerError", "customer_features"]
+__all__ = [
+    "OUTPUT_COLUMNS",
+    "STRING_OUTPUT_COLUMNS",
+    "CustomerScorer",
+    "ScorerError",
+    "customer_features",
+]
 
 #: The columns of :meth:`CustomerScorer.predict`, in order.
 OUTPUT_COLUMNS = (
@@ -57,10 +79,18 @@ OUTPUT_COLUMNS = (
     "churn_probability",
     "risk_band",
     "action",
+    "action_reason",
 )
+#: The text columns of :data:`OUTPUT_COLUMNS` (``segment`` is an integer, the rest float).
+STRING_OUTPUT_COLUMNS = ("segment_name", "tier", "risk_band", "action", "action_reason")
 _DAYS_PER_UNIT = {"D": 1, "W": 7}
 _FORMAT = "segml.CustomerScorer"
-_FORMAT_VERSION = 1
+# Version 2 added settings.cleaning (how the training log was cleaned). Version 1 files
+# still load, with cleaning None; a segml that reads only version 1 refuses version 2
+# rather than scoring without the cleaning.
+_FORMAT_VERSION = 2
+#: ``format_version`` values of ``scorer.json`` this segml reads.
+SCORER_FORMAT_VERSIONS = (1, 2)
 
 
 class ScorerError(ValueError):
@@ -101,7 +131,8 @@ class CustomerScorer:
     segments : SegmentModel, optional
         Unfitted segment model; default ``SegmentModel()``.
     scorecard : TierScorecard, optional
-        Tier rules; default the practice table ``configs/scorecard.yaml``.
+        Tier rules; default :meth:`TierScorecard.default` (the practice table's shape,
+        edges at quantiles of the training customers, learnt at ``fit``).
     churn : ChurnModel, optional
         Unfitted churn classifier; default ``ChurnModel(random_state=0)``.
     actions : mapping, optional
@@ -116,6 +147,14 @@ class CustomerScorer:
         ``as_of - clv_holdout_days`` and predicting the holdout.
     windows_days : sequence of int, default (90,)
         Recent windows of the trend features.
+    cleaning : dict, optional
+        How the training log was cleaned: the resolved settings of
+        :func:`segml.load_transactions` (column mapping, ``decimal``, ``currency``,
+        ``dayfirst``, ``returns``, ``zero_amounts``, ``drop_duplicates``, ``timezone``,
+        ...), as ``DataQualityReport.settings`` records them. Not used by :meth:`fit`
+        or :meth:`predict`; saved with the model so that batch scoring
+        (:func:`segml.batch.score_transactions`, ``segml score``) cleans a log the
+        way training did. JSON values only.
 
     Attributes
     ----------
@@ -159,6 +198,7 @@ class CustomerScorer:
         churn_horizon_days: int = 90,
         clv_holdout_days: int = 180,
         windows_days: Sequence[int] = (90,),
+        cleaning: dict[str, Any] | None = None,
     ):
         self.clv = clv
         self.segments = segments
@@ -168,6 +208,7 @@ class CustomerScorer:
         self.churn_horizon_days = churn_horizon_days
         self.clv_holdout_days = clv_holdout_days
         self.windows_days = windows_days
+        self.cleaning = cleaning
 
     # ------------------------------------------------------------------ fitting
     def fit(
@@ -229,6 +270,7 @@ class CustomerScorer:
         )
 
         def fit_clv_and_evaluate():
+            nonlocal clv_template
             calibration_end = as_of - pd.Timedelta(days=int(self.clv_holdout_days))
             split = calibration_holdout(
                 transactions,
@@ -238,11 +280,16 @@ class CustomerScorer:
             )
             cal = split[["frequency_cal", "recency_cal", "T_cal", "monetary_value_cal"]]
             cal = cal.set_axis(["frequency", "recency", "T", "monetary_value"], axis=1)
+            # purchase_model="auto" is resolved once, on this calibration/holdout split
+            # (the split is ignored otherwise); every other CLV fit of the run (the
+            # calibration model, the churn cutoffs) then uses the model it chose.
+            deployed = clone(clv_template).fit(self._clv_rfm(features, unit), cal_holdout=split)
+            clv_template = clone(clv_template).set_params(purchase_model=deployed.purchase_model_)
             clv_calibration = clone(clv_template).fit(cal)
             holdout = holdout_metrics(clv_calibration, split)
             if diagnostics:
                 self.diagnostics_.update(cal_holdout=split, clv_calibration=clv_calibration)
-            return clone(clv_template).fit(self._clv_rfm(features, unit)), holdout
+            return deployed, holdout
 
         self.clv_, clv_holdout = timed("CLV fit and holdout evaluation", fit_clv_and_evaluate)
 
@@ -278,7 +325,8 @@ class CustomerScorer:
 
         self.segments_ = timed("segments", fit_segments)
         card = self.scorecard if self.scorecard is not None else TierScorecard.default()
-        self.scorecard_ = clone(card).fit()
+        # Quantile band edges are learnt here, on the customers at as_of, and kept.
+        self.scorecard_ = clone(card).fit(features)
         self.feature_columns_ = list(features.columns)
         self.as_of_ = as_of.date().isoformat()
         self.evaluation_ = {
@@ -296,7 +344,7 @@ class CustomerScorer:
 
         def map_segments():
             scored = self._predict_core(features)
-            table = features.join(scored.drop(columns=["action"]))
+            table = features.join(scored.drop(columns=["action", "action_reason"]))
             return build_segment_map(
                 table,
                 columns=["segment", "tier"],
@@ -342,6 +390,31 @@ class CustomerScorer:
             },
             index=features.index,
         )
+
+    def clv_features(self, features: pd.DataFrame) -> pd.DataFrame:
+        """lifetimes' RFM columns in the fitted CLV model's time unit, from scorer features.
+
+        ``frequency``, ``recency``, ``T`` and ``monetary_value`` as the scorer's CLV model
+        reads them (:func:`customer_features` holds them in days; a model in weeks gets
+        days / 7): the input of ``scorer.clv_.predict`` and of the CLV charts.
+
+        Examples
+        --------
+        >>> from segml.datasets import load_cdnow
+        >>> from segml.models.clv import CLVModel
+        >>> from segml.models.segments import SegmentModel
+        >>> from segml.scoring import CustomerScorer, customer_features
+        >>> log = load_cdnow(sample=True)
+        >>> scorer = CustomerScorer(clv=CLVModel(time_unit="W"),
+        ...                         segments=SegmentModel(n_segments=3))
+        >>> scorer = scorer.fit(log, as_of="1998-06-30")
+        >>> features = customer_features(log, as_of="1998-06-30")
+        >>> rfm = scorer.clv_features(features)
+        >>> list(rfm.columns), float(features.loc["0001", "T"] / rfm.loc["0001", "T"])
+        (['frequency', 'recency', 'T', 'monetary_value'], 7.0)
+        """
+        self._check_fitted()
+        return self._clv_rfm(self._check_features(features), self.clv_.time_unit)
 
     def _churn_inputs(
         self,
@@ -402,20 +475,15 @@ class CustomerScorer:
         tier = self.scorecard_.predict(features)
         tier_codes = tier.cat.codes.to_numpy()
         tier_labels = list(tier.cat.categories)
-        tier_action = (
-            self.segment_map_.lookup("tier", "action") if hasattr(self, "segment_map_") else {}
-        )
-        levels = (self.actions or DEFAULT_ACTIONS).get("levels", {})
-        at_risk = levels.get("at_risk", "Win-back contact.")
         # Every label column is taken from its few labels by integer code: building a
         # Python string per customer, looking labels up in pandas and converting to
         # Arrow strings made these columns and the output frame cost 0.98 s of CPU per
-        # million customers (now 0.13 s). Action codes: the tier's action, or at_risk
-        # (one past the tiers) for high churn risk.
-        action_labels = [*(_text_or_empty(tier_action.get(t)) for t in tier_labels), at_risk]
-        action_codes = np.where(
-            risk_codes == RISK_BANDS.index("high"), len(tier_labels), tier_codes
+        # million customers (now 0.13 s). Actions and reasons likewise, coded
+        # group * len(RISK_BANDS) + risk band.
+        action_labels, reason_labels, group_codes = self._action_table(
+            tier_labels, tier_codes, segment
         )
+        action_codes = group_codes * len(RISK_BANDS) + risk_codes
         return pd.DataFrame(
             {
                 "clv": clv_out["clv"].to_numpy(),
@@ -427,9 +495,45 @@ class CustomerScorer:
                 "churn_probability": probability,
                 "risk_band": _labels_at(RISK_BANDS, risk_codes),
                 "action": _labels_at(action_labels, action_codes),
+                "action_reason": _labels_at(reason_labels, action_codes),
             },
             index=features.index,
         )
+
+    def _action_table(
+        self, tier_labels: list[str], tier_codes: np.ndarray, segment: np.ndarray
+    ) -> tuple[list[str], list[str], np.ndarray]:
+        """Actions and reasons of every (group, risk band), and each customer's group code.
+
+        The group is the tier or the segment, as the actions config's ``by_risk``
+        column says; the actions come from :func:`segml.scoring._segment_map.risk_actions`,
+        the same table the segment map shows.
+        """
+        try:
+            checked = check_actions(DEFAULT_ACTIONS if self.actions is None else self.actions)
+            column = checked["by_risk"]["column"]
+            if column == "segment":
+                definitions = self.segments_.definitions()
+                ids = sorted(definitions, key=lambda s: definitions[s]["rank"])
+                names = [definitions[s]["name"] for s in ids]
+                table = risk_actions(self.actions, ids)
+                order = np.argsort(ids)
+                sorted_ids = np.asarray(ids, dtype="int64")[order]
+                codes = order[np.searchsorted(sorted_ids, segment).clip(max=len(ids) - 1)]
+                labels = ids
+            else:
+                table = risk_actions(self.actions, tier_labels)
+                names = [None] * len(tier_labels)
+                codes = tier_codes
+                labels = tier_labels
+        except SegmentMapError as exc:
+            raise ScorerError(f"actions config: {exc}") from None
+        actions, reasons = [], []
+        for label, name in zip(labels, names, strict=True):
+            for band in RISK_BANDS:
+                actions.append(table[str(label)][band])
+                reasons.append(action_reason(column, label, band, name))
+        return actions, reasons, np.asarray(codes, dtype="int64")
 
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
         """Score customers from their features (see :func:`customer_features`).
@@ -453,6 +557,7 @@ class CustomerScorer:
     def save(self, folder: str | os.PathLike) -> Path:
         """Write the scorer as data: ``scorer.json`` and the churn model's skops folder."""
         self._check_fitted()
+        cleaning = _cleaning_document(self.cleaning)  # refused before anything is written
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.churn_.save(folder / "churn")
@@ -467,15 +572,12 @@ class CustomerScorer:
                 "clv_holdout_days": int(self.clv_holdout_days),
                 "windows_days": [int(w) for w in self.windows_days],
                 "actions": self.actions,
+                "cleaning": cleaning,
             },
             "feature_columns": self.feature_columns_,
             "clv": self.clv_.to_dict(),
             "segments": self.segments_.to_dict(),
-            "scorecard": {
-                "criteria": self.scorecard_.criteria,
-                "tiers": self.scorecard_.tiers,
-                "currency": self.scorecard_.currency,
-            },
+            "scorecard": self.scorecard_.to_dict(),
             "segment_map": self.segment_map_.to_dict(),
             "evaluation": {
                 "clv_holdout": self.evaluation_["clv_holdout"],
@@ -488,12 +590,38 @@ class CustomerScorer:
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> CustomerScorer:
-        """Rebuild a scorer saved by :meth:`save`; predicts identically, no pickle."""
+        """Rebuild a scorer saved by :meth:`save`; predicts identically, no pickle.
+
+        Raises
+        ------
+        segml.persistence.PersistenceError
+            A missing, damaged or foreign file; the message names it and what is
+            wrong (a missing key, a value of the wrong type, an untrusted type).
+        """
         folder = Path(folder)
-        document = read_json(folder / "scorer.json")
-        check_document(document, _FORMAT, _FORMAT_VERSION, source=folder / "scorer.json")
+        source = folder / "scorer.json"
+        document = read_json(source)
+        try:
+            return cls._from_document(document, folder)
+        except PersistenceError as exc:
+            if str(folder) in str(exc):  # names its file (this one, or the churn model's)
+                raise
+            # A model stored inside scorer.json (CLV, segments) does not know the file.
+            raise PersistenceError(f"{source}: {exc}") from None
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            # Every other value read here comes from scorer.json: a hand-edited or
+            # truncated document fails as that file, not as a traceback.
+            what = f"the key {exc.args[0]!r} is missing" if isinstance(exc, KeyError) else exc
+            raise PersistenceError(f"{source} is damaged: {what}.") from None
+
+    @classmethod
+    def _from_document(cls, document: Any, folder: Path) -> CustomerScorer:
+        found = document.get("format_version") if isinstance(document, dict) else None
+        readable = found if found in SCORER_FORMAT_VERSIONS else _FORMAT_VERSION
+        check_document(document, _FORMAT, readable, source=folder / "scorer.json")
         settings = document["settings"]
         scorer = cls(
+            cleaning=settings.get("cleaning"),  # absent from version 1
             actions=settings["actions"],
             churn_horizon_days=settings["churn_horizon_days"],
             clv_holdout_days=settings["clv_holdout_days"],
@@ -501,7 +629,8 @@ class CustomerScorer:
         )
         scorer.clv_ = CLVModel.from_dict(document["clv"])
         scorer.segments_ = SegmentModel.from_dict(document["segments"])
-        scorer.scorecard_ = TierScorecard(**document["scorecard"]).fit()
+        # from_dict also reads the bare {criteria, tiers, currency} of older scorers.
+        scorer.scorecard_ = TierScorecard.from_dict(document["scorecard"])
         scorer.churn_ = ChurnModel.load(folder / "churn")
         scorer.segment_map_ = SegmentMap.from_dict(document["segment_map"])
         scorer.feature_columns_ = list(document["feature_columns"])
@@ -559,9 +688,28 @@ def _segment_names(names: dict[int, str], segment: np.ndarray) -> pd.api.extensi
     return _labels_at(list(names.values()), codes)
 
 
-def _text_or_empty(value: Any) -> Any:
-    """A configured action, or "" where none is (a tier missing from the map)."""
-    return "" if value is None or (np.isscalar(value) and pd.isna(value)) else value
+def _cleaning_document(cleaning: Any) -> dict[str, Any] | None:
+    """``cleaning`` as saved: None, or a dict of setting name to a JSON scalar or list."""
+    if cleaning is None:
+        return None
+
+    def json_value(value: Any) -> bool:
+        if isinstance(value, list | tuple):
+            return all(json_value(v) for v in value)
+        return value is None or isinstance(value, str | bool | int | float)
+
+    if not isinstance(cleaning, dict) or not all(isinstance(k, str) for k in cleaning):
+        raise ScorerError(
+            f"cleaning must be a dict of load_transactions setting names to values, got "
+            f"{type(cleaning).__name__}."
+        )
+    bad = sorted(key for key, value in cleaning.items() if not json_value(value))
+    if bad:
+        raise ScorerError(
+            f"cleaning[{bad[0]!r}] = {cleaning[bad[0]]!r} cannot be saved as JSON: give "
+            "text, numbers, booleans or None (e.g. a date as 'YYYY-MM-DD')."
+        )
+    return {key: list(v) if isinstance(v, tuple) else v for key, v in cleaning.items()}
 
 
 def _frame_to_json(frame: pd.DataFrame) -> dict[str, Any]:

@@ -10,7 +10,14 @@ One entry per (grouping column, label), e.g. ``("segment", 0)`` or ``("tier", "V
 - ``attributes``: for categorical customer attributes (industry, channel, region,
   ...), the share of each category within the group;
 - ``action``: the recommended management action (``configs/actions.yaml``), plus the
-  at-risk action when the group's mean ``churn_probability`` reaches the threshold.
+  at-risk action when the group's mean ``churn_probability`` reaches the threshold,
+  and ``action_reason``, why (the group's level, and the churn that made it at risk);
+- ``actions_by_risk`` (entries of the column the actions config keys customers' actions
+  on, ``tier`` by default): the one action for a customer of this group in each churn
+  risk band, its reason (e.g. ``"tier VIP, risk high"``) and how many customers of the
+  group are in that band. :meth:`~segml.scoring.CustomerScorer.predict` gives every
+  customer this action and reason, so a VIP at high risk keeps the VIP treatment
+  (a retention call by the account manager) instead of only the generic win-back.
 
 A :class:`SegmentMap` is data: it round-trips through JSON exactly, flattens to a
 CSV with one row per entry, and two maps can be diffed (sizes, shares, names,
@@ -28,14 +35,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+# The churn model's risk bands, highest first: the columns of the by_risk table.
+from segml.models.churn import RISK_BANDS as _RISK_BANDS
+
 __all__ = [
     "DEFAULT_ACTIONS",
     "GROUPING_COLUMNS",
     "PROFILE_COLUMNS",
+    "RISK_ACTION_COLUMNS",
     "SegmentMap",
     "SegmentMapError",
     "build_segment_map",
     "load_actions",
+    "risk_actions",
 ]
 
 #: Columns mapped when present, in this order.
@@ -86,7 +98,32 @@ DEFAULT_ACTIONS: dict[str, Any] = {
             "hibernating": "low",
         },
     },
+    "by_risk": {
+        "column": "tier",
+        "actions": {
+            "VIP": {
+                "high": "Retention call by the account manager; personal offer.",
+                "medium": "Account manager check-in; tailored offer.",
+                "low": "top",
+            },
+            "regular": {
+                "high": "Win-back offer with a loyalty bonus.",
+                "medium": "Re-engagement reminder with loyalty points.",
+                "low": "middle",
+            },
+            "prospect": {
+                # Most of a retail log (68% of CDNOW): lapsed one-off buyers, worth
+                # little each; contact them, but spend nothing on them.
+                "high": "Automated win-back email; no paid incentive.",
+                "medium": "Reminder with a product recommendation.",
+                "low": "low",
+            },
+        },
+    },
 }
+
+#: Columns a customer's action may be keyed on (with the churn risk band).
+RISK_ACTION_COLUMNS = ("tier", "segment")
 
 _FORMAT = "segml.SegmentMap"
 _FORMAT_VERSION = 1
@@ -101,7 +138,7 @@ def check_actions(actions: Mapping[str, Any], where: str = "actions") -> dict[st
     """Validate an actions config; return it with defaults filled in."""
     if not isinstance(actions, Mapping):
         raise SegmentMapError(f"{where} must be a mapping; got {type(actions).__name__}.")
-    allowed = {"levels", "at_risk_churn_probability", "by_label"}
+    allowed = {"levels", "at_risk_churn_probability", "by_label", "by_risk"}
     unknown = sorted(set(actions) - allowed)
     if unknown:
         raise SegmentMapError(
@@ -131,7 +168,137 @@ def check_actions(actions: Mapping[str, Any], where: str = "actions") -> dict[st
         "levels": {k: str(v) for k, v in levels.items()},
         "at_risk_churn_probability": float(threshold),
         "by_label": {str(c): {str(k): str(v) for k, v in m.items()} for c, m in by_label.items()},
+        "by_risk": _check_by_risk(actions.get("by_risk"), f"{where}.by_risk"),
     }
+
+
+def _check_by_risk(by_risk: Any, where: str) -> dict[str, Any]:
+    """Validate the (group x risk band) action table; an absent one is ``{column: tier}``.
+
+    Without ``actions``, every label's actions derive from its level (see
+    :func:`risk_actions`): configs written before ``by_risk`` existed keep working.
+    """
+    if by_risk is None:
+        return {"column": "tier", "actions": {}}
+    if not isinstance(by_risk, Mapping):
+        raise SegmentMapError(
+            f"{where} must be a mapping {{column: tier, actions: {{label: {{high: ..., "
+            f"medium: ..., low: ...}}}}}}; got {by_risk!r}."
+        )
+    unknown = sorted(set(by_risk) - {"column", "actions"})
+    if unknown:
+        raise SegmentMapError(
+            f"{where} has unknown key(s) {unknown}; allowed keys are ['actions', 'column']."
+        )
+    column = by_risk.get("column", "tier")
+    if column not in RISK_ACTION_COLUMNS:
+        raise SegmentMapError(
+            f"{where}.column must be one of {list(RISK_ACTION_COLUMNS)}; got {column!r}."
+        )
+    table = by_risk.get("actions", {}) or {}
+    if not isinstance(table, Mapping):
+        raise SegmentMapError(f"{where}.actions must map each {column} label to its actions.")
+    checked = {}
+    for label, by_band in table.items():
+        if not isinstance(by_band, Mapping) or sorted(by_band) != sorted(_RISK_BANDS):
+            found = sorted(by_band) if isinstance(by_band, Mapping) else by_band
+            raise SegmentMapError(
+                f"{where}.actions.{label} must give one action for each risk band "
+                f"{list(_RISK_BANDS)}; got {found}. Write e.g. "
+                f"{{high: 'Retention call.', medium: 'Check-in.', low: top}} (an action text "
+                "or a level name: top, middle, low, at_risk)."
+            )
+        checked[str(label)] = {band: str(by_band[band]) for band in _RISK_BANDS}
+    return {"column": str(column), "actions": checked}
+
+
+def risk_actions(
+    actions: Mapping[str, Any] | None,
+    labels: Sequence[Any],
+    ranks: Mapping[Any, int] | None = None,
+) -> dict[str, dict[str, str]]:
+    """The one action of each (label, churn risk band) of the ``by_risk`` column.
+
+    Parameters
+    ----------
+    actions : mapping or None
+        An actions config (:func:`load_actions`); None is :data:`DEFAULT_ACTIONS`.
+    labels : sequence
+        The labels of ``actions["by_risk"]["column"]`` (tiers best first, or segment
+        ids), e.g. ``scorecard.tier_labels_``.
+    ranks : mapping, optional
+        Value rank of each label (0 = best), for labels the table does not list;
+        default their position in ``labels``.
+
+    Returns
+    -------
+    dict
+        ``{str(label): {"high": action, "medium": action, "low": action}}``. A label
+        the table lists takes its actions from there (a level name stands for that
+        level's text). A label it does not list, or every label of a config without
+        ``by_risk.actions`` (written before the table existed), gets its level's
+        action at low and medium risk, and its level's action followed by the
+        at-risk action at high risk: no customer loses the action of their group.
+
+    Raises
+    ------
+    SegmentMapError
+        When the table of a given config names a label that is not among ``labels``
+        (a typo would otherwise leave that group on the derived actions without a
+        word). The built-in table (``actions=None``) names VIP / regular / prospect
+        and leaves other labels, e.g. of a custom scorecard, to their levels.
+
+    Examples
+    --------
+    >>> from segml.scoring._segment_map import risk_actions
+    >>> table = risk_actions(None, ["VIP", "regular", "prospect"])
+    >>> table["VIP"]["high"]
+    'Retention call by the account manager; personal offer.'
+    >>> table["VIP"]["low"]
+    'Dedicated account manager; tailored offers; VIP events.'
+    >>> old = {"levels": {"top": "Account manager.", "middle": "Follow-ups.",
+    ...                   "low": "Promotions.", "at_risk": "Win-back contact."}}
+    >>> risk_actions(old, ["VIP", "regular", "prospect"])["VIP"]["high"]
+    'Account manager. Win-back contact.'
+    """
+    checked = check_actions(DEFAULT_ACTIONS if actions is None else actions)
+    column = checked["by_risk"]["column"]
+    table = checked["by_risk"]["actions"]
+    keys = [_label_key(label) for label in labels]
+    unknown = sorted(set(table) - set(keys))
+    if actions is None:
+        table = {k: v for k, v in table.items() if k in keys}
+    elif unknown:
+        raise SegmentMapError(
+            f"actions.by_risk.actions names {column} label(s) {unknown} that this run does not "
+            f"have; its {column} labels are {keys}. Fix the labels in the actions config."
+        )
+    levels = checked["levels"]
+    out = {}
+    for position, key in enumerate(keys):
+        if key in table:
+            out[key] = {band: levels.get(text, text) for band, text in table[key].items()}
+            continue
+        rank = (
+            position
+            if ranks is None
+            else int(ranks.get(key, ranks.get(labels[position], position)))
+        )
+        level = _level(column, key, rank, len(keys), checked)
+        own = _action(column, key, level, checked)
+        high = own if level == "at_risk" else f"{own} {levels['at_risk']}"
+        out[key] = {"high": high, "medium": own, "low": own}
+    return out
+
+
+def action_reason(column: str, label: Any, band: str, name: str | None = None) -> str:
+    """Why a customer gets an action: ``"tier VIP, risk high"``.
+
+    A segment is shown with its name when it has one: ``"segment 2 (lapsed,
+    one-off), risk low"``.
+    """
+    shown = f"{label} ({name})" if name is not None and str(name) != str(label) else f"{label}"
+    return f"{column} {shown}, risk {band}"
 
 
 def load_actions(path) -> dict[str, Any]:
@@ -264,8 +431,13 @@ class SegmentMap:
                 "share": e["share"],
                 "at_risk": e["at_risk"],
                 "action": e["action"],
+                # Maps saved before reasons and risk actions existed have neither.
+                "action_reason": e.get("action_reason"),
                 "definition": json.dumps(e["definition"], sort_keys=True),
             }
+            for band, chosen in (e.get("actions_by_risk") or {}).items():
+                row[f"action_risk_{band}"] = chosen["action"]
+                row[f"size_risk_{band}"] = chosen["size"]
             for stat in ("mean", "median"):
                 for col, value in e["profile"][stat].items():
                     row[f"{stat}_{col}"] = value
@@ -376,7 +548,9 @@ def build_segment_map(
         and have no definition.
     actions : mapping, optional
         An actions config (see ``configs/actions.yaml`` and :func:`load_actions`);
-        default :data:`DEFAULT_ACTIONS`.
+        default :data:`DEFAULT_ACTIONS`. Entries of its ``by_risk`` column (``tier``
+        by default) also get ``actions_by_risk`` (see :func:`risk_actions`), with the
+        customers per band when ``scored`` has a ``risk_band`` column.
     profile_columns : sequence of str, optional
         Numeric columns to profile; default: those of :data:`PROFILE_COLUMNS` present.
     attribute_columns : sequence of str, default ()
@@ -401,6 +575,10 @@ def build_segment_map(
     >>> vip = smap.entry("tier", "VIP")
     >>> vip["size"], vip["share"], vip["action"]
     (1, 0.25, 'Dedicated account manager; tailored offers; VIP events.')
+    >>> vip["action_reason"]
+    'tier VIP: level top'
+    >>> vip["actions_by_risk"]["high"]["action"], vip["actions_by_risk"]["high"]["reason"]
+    ('Retention call by the account manager; personal offer.', 'tier VIP, risk high')
     >>> smap.entry("tier", "regular")["attributes"]["industry"]
     {'retail': 0.5, 'tech': 0.5}
     """
@@ -429,7 +607,9 @@ def build_segment_map(
             raise SegmentMapError(
                 f"build_segment_map: profile column(s) {absent} are not in the table."
             )
+    given = actions
     actions = check_actions(DEFAULT_ACTIONS if actions is None else actions)
+    by_risk_column = actions["by_risk"]["column"]
     definitions = dict(definitions or {})
     n = len(scored)
     entries = []
@@ -447,6 +627,11 @@ def build_segment_map(
             _label_key(k): idx
             for k, idx in scored.groupby(values, observed=True, sort=False).indices.items()
         }
+        by_risk = {}
+        if column == by_risk_column:
+            # labels are in value order, so a label's position is its rank.
+            by_risk = risk_actions(given, labels)
+        risk_band = scored["risk_band"].astype(str).to_numpy() if "risk_band" in scored else None
         for position, label in enumerate(labels):
             key = _label_key(label)
             rows = groups.get(key, np.array([], dtype="int64"))
@@ -466,8 +651,28 @@ def build_segment_map(
             churn = profile["mean"].get("churn_probability")
             at_risk = churn is not None and churn >= actions["at_risk_churn_probability"]
             action = _action(column, key, level, actions)
+            reason = f"{column} {label}: " + (
+                "own action" if level == "custom" else f"level {level}"
+            )
             if at_risk and level != "at_risk":
                 action = f"{action} {actions['levels']['at_risk']}"
+                reason += (
+                    f"; mean churn_probability {churn:.2f} >= "
+                    f"{actions['at_risk_churn_probability']:g} (at risk)"
+                )
+            entry_risk = None
+            if key in by_risk:
+                name = d.get("name") if column == "segment" else None
+                entry_risk = {
+                    band: {
+                        "action": by_risk[key][band],
+                        "reason": action_reason(column, label, band, name),
+                        "size": None
+                        if risk_band is None
+                        else int(np.count_nonzero(risk_band[rows] == band)),
+                    }
+                    for band in _RISK_BANDS
+                }
             entries.append(
                 {
                     "column": column,
@@ -482,6 +687,8 @@ def build_segment_map(
                     "attributes": attributes,
                     "at_risk": bool(at_risk),
                     "action": action,
+                    "action_reason": reason,
+                    **({} if entry_risk is None else {"actions_by_risk": entry_risk}),
                 }
             )
     return SegmentMap(entries, n, metadata)

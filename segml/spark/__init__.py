@@ -3,7 +3,11 @@
 The Spark path computes the same features as the pandas path (same names, order,
 definitions and numbers, see :mod:`segml.spark._features`) and scores them with the
 same MLflow pyfunc model through ``mlflow.pyfunc.spark_udf``, so a customer gets the
-same clv, segment, tier and churn risk on either engine.
+same clv, segment, tier and churn risk on either engine. As on the pandas path, the
+model is checked and loaded by :func:`segml.tracking._load.load_scoring_model`,
+which runs nothing from its folder; Spark is then handed a copy of the checked model
+written by the installed segml, never the folder itself (MLflow would execute the
+folder's entry script in every worker).
 
 - :func:`clean_transactions`: the rules of :func:`segml.load_transactions` on a
   Spark log (same parameters, same kept rows, same counts per reason).
@@ -13,8 +17,10 @@ same clv, segment, tier and churn risk on either engine.
   ``mlflow.pyfunc.spark_udf`` (columns matched by name, in any order).
 - :func:`score`: transactions (Spark DataFrame) and a model URI to one row of scores
   per customer (twin of :meth:`segml.CustomerScorer.score`).
-- :func:`score_file`: a CSV/Parquet file to a CSV/Parquet file, written atomically,
-  cleaned and with the columns of the pandas path; the engine of
+- :func:`score_file`: a CSV/Parquet file to a CSV/Parquet file, cleaned as the
+  model's training log was (the settings the model records), with the columns of
+  the pandas path (:func:`segml.batch.score_transactions`) and written through
+  :func:`segml.io.atomic_output` like every segml output; the engine of
   ``segml score --engine spark``.
 
 PySpark is an optional extra: ``pip install -e ".[spark]"`` (Java 17 or newer is

@@ -11,7 +11,13 @@ How it is computed:
    text, timestamps, amounts), in a pandas UDF over Arrow batches, and the row gets
    the first reason of the loader's table that applies to it, or none. Parsing is
    value by value, so it gives what the loader gives for each value (see Notes
-   for the one exception).
+   for the one exception). What the loader decides for a whole column (the
+   decimal sign, the day/month order, the one currency) is decided from counts
+   over every row: each batch reads with a point and month-first and says which
+   readings each value allows; a column that turns out to use decimal commas or
+   day-first dates is read a second time by that rule, and a column mixing both
+   kinds (or currencies) is refused with the loader's message. ``currency``,
+   ``currency_column`` and ``order_id`` are pandas-only and refused here.
 2. ``returns="net"``: two window functions over each customer's rows in time
    order (one shuffle by customer): the number of purchases so far ties each
    return to the customer's latest purchase at or before it (purchases before
@@ -49,6 +55,8 @@ REASONS = (
     "missing_customer_id",
     "missing_timestamp",
     "unparseable_timestamp",
+    "contradicts_dayfirst",
+    "out_of_range_timestamp",
     "after_as_of",
     "missing_amount",
     "unparseable_amount",
@@ -68,8 +76,23 @@ _PARSED = T.StructType(
         T.StructField("amount", T.DoubleType()),
         T.StructField("reason", T.StringType()),
         T.StructField("zoned", T.BooleanType()),
+        T.StructField("currency", T.StringType()),
+        T.StructField("decimal_kind", T.StringType()),
+        T.StructField("date_kind", T.StringType()),
     ]
 )
+
+#: Reasons applied before the amount is read: their rows do not count as amounts
+#: read (ambiguous amounts, currencies), as in the loader.
+_BEFORE_AMOUNTS = frozenset(REASONS[: REASONS.index("missing_amount")])
+#: Reasons applied after the currency is read: their rows count as amounts read.
+_AFTER_CURRENCY = frozenset(REASONS[REASONS.index("zero_amount") :])
+#: Options of the pandas loader that this engine does not implement.
+_PANDAS_ONLY = {
+    "currency": "--currency",
+    "currency_column": "--currency-column",
+    "order_id": "--order-id",
+}
 
 
 @contextmanager
@@ -94,8 +117,16 @@ def _parser(
     limit: pd.Timestamp | None,
     zero_amounts: str,
     returns: str,
+    decimal: str,
+    dayfirst: bool | None,
 ):
-    """The pandas UDF body: raw id, timestamp and amount to parsed values and a reason."""
+    """The pandas UDF body: raw id, timestamp and amount to parsed values and a reason.
+
+    Each Arrow batch is read by one rule, the same for every batch: ``decimal="auto"``
+    reads with a point and ``dayfirst=None`` month-first, and each row says which
+    readings it allows (``decimal_kind``, ``date_kind``), so the caller decides for
+    the whole column as the loader does and reads again when the rule differs.
+    """
 
     def parse(ids: pd.Series, stamps: pd.Series, amounts: pd.Series) -> pd.DataFrame:
         import numpy as np
@@ -103,17 +134,34 @@ def _parser(
         from segml.transactions import _ids_as_text, _parse_amounts, _parse_timestamps
 
         text_ids = _ids_as_text(ids)
-        parsed, note = _parse_timestamps(stamps, timestamp_format, timezone)
-        values = _parse_amounts(amounts)
+        read = _parse_timestamps(
+            stamps, timestamp_format, timezone, False if dayfirst is None else dayfirst
+        )
+        parsed, note = read.parsed, read.note
+        read_amounts = _parse_amounts(amounts, "." if decimal == "auto" else decimal)
+        values = read_amounts.values
         reason = pd.Series(None, index=ids.index, dtype=object)
 
         def mark(name: str, mask) -> None:
             reason[np.asarray(mask, dtype=bool) & reason.isna().to_numpy()] = name
 
+        def kinds(**masks) -> pd.Series:
+            kind = pd.Series(None, index=ids.index, dtype=object)
+            for name, mask in masks.items():
+                if mask is not None:
+                    kind[np.asarray(mask, dtype=bool) & kind.isna().to_numpy()] = name
+            return kind
+
         stamp_missing = stamps.isna() | (stamps.astype(str).str.strip() == "")
         amount_missing = amounts.isna() | (amounts.astype(str).str.strip() == "")
         mark("missing_customer_id", text_ids.isna())
         mark("missing_timestamp", stamp_missing)
+        for name, mask in (
+            ("contradicts_dayfirst", read.contradicts),
+            ("out_of_range_timestamp", read.out_of_range),
+        ):
+            if mask is not None:
+                mark(name, mask & ~stamp_missing.to_numpy())
         mark("unparseable_timestamp", parsed.isna())
         if limit is not None:
             mark("after_as_of", parsed >= limit)
@@ -131,6 +179,20 @@ def _parser(
                 "amount": values.astype("float64"),
                 "reason": reason,
                 "zoned": note is not None,
+                "currency": None
+                if read_amounts.currency is None
+                else read_amounts.currency.astype(object),
+                "decimal_kind": kinds(
+                    point=read_amounts.point_only,
+                    comma=read_amounts.comma_only,
+                    either=read_amounts.either,
+                ),
+                "date_kind": kinds(
+                    day=read.day_first_only,
+                    month=read.month_first_only,
+                    either=read.either,
+                    numeric=read.numeric,
+                ),
             }
         )
 
@@ -150,13 +212,9 @@ def _limit(as_of, timezone: str, report: DataQualityReport) -> pd.Timestamp | No
     """The first moment after the day ``as_of``, as the loader computes it."""
     if as_of is None:
         return None
-    try:
-        limit = pd.Timestamp(as_of)
-    except (TypeError, ValueError):
-        raise TransactionsError(f"as_of={as_of!r} is not a date.", report) from None
-    if limit.tzinfo is not None:
-        limit = limit.tz_convert(timezone).tz_localize(None)
-    return limit.normalize() + pd.Timedelta(days=1)
+    from segml.transactions import _check_as_of
+
+    return _check_as_of(as_of, timezone, report).normalize() + pd.Timedelta(days=1)
 
 
 def _stamp_input(frame: DataFrame, name: str, timezone: str):
@@ -190,6 +248,11 @@ def clean_transactions(
     zero_amounts: Literal["drop", "keep"] = "drop",
     drop_duplicates: bool = True,
     on_invalid: Literal["drop", "raise"] = "drop",
+    decimal: Literal["auto", ".", ","] = "auto",
+    dayfirst: bool | None = None,
+    currency: str | None = None,
+    currency_column: str | None = None,
+    order_id: str | None = None,
     source: str = "DataFrame",
 ) -> tuple[DataFrame, DataQualityReport]:
     """Validate and clean a Spark transaction log by the rules of the pandas loader.
@@ -222,6 +285,15 @@ def clean_transactions(
         Drop rows that repeat an earlier row in every column.
     on_invalid : {"drop", "raise"}, default "drop"
         Unparseable timestamps or amounts are dropped and counted, or raise.
+    decimal : {"auto", ".", ","}, default "auto"
+        Decimal sign of text amounts, decided for the whole column as the loader
+        does (an ``"auto"`` column with decimal commas is read a second time).
+    dayfirst : bool, optional
+        Day/month order of numeric dates, decided for the whole column as the
+        loader does (a day-first column is read a second time).
+    currency, currency_column, order_id : None
+        Not implemented on Spark: a value other than None raises
+        :class:`segml.TransactionsError`; use :func:`segml.load_transactions`.
     source : str, default "DataFrame"
         Name of the input in the report and in messages (e.g. its path).
 
@@ -264,6 +336,11 @@ def clean_transactions(
         zero_amounts=zero_amounts,
         drop_duplicates=drop_duplicates,
         on_invalid=on_invalid,
+        decimal=decimal,
+        dayfirst=dayfirst,
+        currency=currency,
+        currency_column=currency_column,
+        order_id=order_id,
         source=source,
     )
     return clean, report
@@ -283,9 +360,41 @@ def _clean(
     drop_duplicates: bool,
     on_invalid: str,
     source: str,
+    decimal: str = "auto",
+    dayfirst: bool | None = None,
+    currency: str | None = None,
+    currency_column: str | None = None,
+    order_id: str | None = None,
 ) -> tuple[DataFrame, DataFrame, DataQualityReport]:
     """:func:`clean_transactions`, also returning the cached labelled rows to unpersist."""
     _check_options(returns, zero_amounts, on_invalid)
+    given = {"currency": currency, "currency_column": currency_column, "order_id": order_id}
+    for name, value in given.items():
+        if value is not None:
+            raise TransactionsError(
+                f"The Spark engine does not implement {name}= ({_PANDAS_ONLY[name]}); clean "
+                "this log with the pandas engine (segml.load_transactions, or the command "
+                "without --spark)."
+            )
+    if decimal not in ("auto", ".", ","):
+        raise TransactionsError(
+            f"decimal must be 'auto', '.' or ',' (--decimal auto|.|,), got {decimal!r}."
+        )
+    if dayfirst not in (None, True, False):
+        raise TransactionsError(f"dayfirst must be True, False or None, got {dayfirst!r}.")
+    options = dict(
+        customer_id=customer_id,
+        timestamp=timestamp,
+        amount=amount,
+        as_of=as_of,
+        timestamp_format=timestamp_format,
+        timezone=timezone,
+        returns=returns,
+        zero_amounts=zero_amounts,
+        drop_duplicates=drop_duplicates,
+        on_invalid=on_invalid,
+        source=source,
+    )
     if not isinstance(transactions, DataFrame):
         raise TransactionsError(
             f"transactions must be a Spark DataFrame, got {type(transactions).__name__}; "
@@ -319,7 +428,8 @@ def _clean(
 
     with _quiet_pyspark_pandas_check():
         parse = pandas_udf(
-            _parser(timestamp_format, timezone, limit, zero_amounts, returns), _PARSED
+            _parser(timestamp_format, timezone, limit, zero_amounts, returns, decimal, dayfirst),
+            _PARSED,
         )
         parsed = parse(F.col(f"`{customer_id}`"), stamp_input, F.col(f"`{amount}`")).alias("_p")
     frame = transactions.select(
@@ -334,6 +444,9 @@ def _clean(
         F.col("_p.amount").alias("_amt"),
         F.col("_p.reason").alias("_reason"),
         F.col("_p.zoned").alias("_zoned"),
+        F.col("_p.currency").alias("_cur"),
+        F.col("_p.decimal_kind").alias("_dec"),
+        F.col("_p.date_kind").alias("_dk"),
     )
     if returns == "net":
         frame = _net_returns(frame)
@@ -341,10 +454,32 @@ def _clean(
         frame = _mark_duplicates(frame, extras)
     frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        _fill_report(frame, report, originals, zoned_type, on_invalid, timestamp, amount, timezone)
+        read = _fill_report(
+            frame, report, originals, zoned_type, on_invalid, timestamp, amount, timezone
+        )
+        text_amounts = isinstance(transactions.schema[amount].dataType, T.StringType)
+        rule = _column_rules(
+            frame, read, report, decimal, dayfirst, timestamp, amount, text_amounts, originals
+        )
     except BaseException:
         frame.unpersist()
         raise
+    if rule != (decimal, dayfirst):
+        # The column's rule is not the one every batch read by: read it again by it.
+        frame.unpersist()
+        return _clean(transactions, **options, decimal=rule[0], dayfirst=rule[1])
+    report.settings = {
+        **{k: v for k, v in options.items() if k not in ("as_of", "source")},
+        "drop_duplicates": bool(drop_duplicates),
+        "order_id": None,
+        "currency_column": None,
+        "decimal": read["decimal"],
+        "dayfirst": read["dayfirst"],
+        "currency": read["currency"],
+        "sep": None,
+        "encoding": None,
+        "sheet_name": None,
+    }
     if report.rows_kept == 0:
         frame.unpersist()
         reasons = ", ".join(f"{r}: {n}" for r, n in report.dropped.items())
@@ -440,7 +575,7 @@ def _fill_report(
     """
     excess = F.when((F.col("_reason") == "fully_returned") & (F.col("_amt") < 0), -F.col("_amt"))
     totals = (
-        frame.groupBy("_reason")
+        frame.groupBy("_reason", "_cur", "_dec", "_dk")
         .agg(
             F.count(F.lit(1)).alias("_count"),
             F.sum(excess).alias("_excess"),
@@ -448,7 +583,23 @@ def _fill_report(
         )
         .collect()
     )
-    counts: dict[Any, int] = {row["_reason"]: int(row["_count"]) for row in totals}
+    counts: dict[Any, int] = {}
+    read: dict[str, Any] = {"decimal_kinds": {}, "date_kinds": {}, "currencies": {}}
+    read["ambiguous_amounts"] = read["bare_amounts"] = 0
+    any_marker = any(row["_cur"] is not None for row in totals)
+    for row in totals:
+        n = int(row["_count"])
+        counts[row["_reason"]] = counts.get(row["_reason"], 0) + n
+        for key, kind in (("decimal_kinds", row["_dec"]), ("date_kinds", row["_dk"])):
+            if kind is not None:
+                read[key][kind] = read[key].get(kind, 0) + n
+        if row["_dec"] == "either" and row["_reason"] not in _BEFORE_AMOUNTS:
+            read["ambiguous_amounts"] += n
+        if row["_reason"] is None or row["_reason"] in _AFTER_CURRENCY:  # amounts read
+            if row["_cur"]:
+                read["currencies"][row["_cur"]] = read["currencies"].get(row["_cur"], 0) + n
+            elif any_marker:
+                read["bare_amounts"] += n
     excess_total = sum(float(row["_excess"] or 0.0) for row in totals)
     zoned = zoned_type or any(row["_any_zoned"] for row in totals)
     examples: dict[str, list[dict[str, Any]]] = {}
@@ -471,6 +622,29 @@ def _fill_report(
     if zoned:
         report.notes.append(
             f"timezone-aware timestamps converted to {timezone} and stored without zone"
+        )
+    found = dict(sorted(read["currencies"].items(), key=lambda item: (-item[1], item[0])))
+    report.currencies = found
+    read["currency"] = next(iter(found)) if len(found) == 1 else None
+    if len(found) > 1:
+        live = F.col("_reason").isNull() | F.col("_reason").isin(*_AFTER_CURRENCY)
+        listed = "; ".join(
+            f"{code} ({n:,} row(s), e.g. "
+            f"{_row_examples(frame, live & (F.col('_cur') == code), amount, 1)})"
+            for code, n in found.items()
+        )
+        first = next(iter(found))
+        raise TransactionsError(
+            f"Column '{amount}' holds amounts in {len(found)} currencies: {listed}. Amounts "
+            f"in different currencies are never added together: pick one with "
+            f"currency='{first}' (--currency {first}) on the pandas engine; the others are "
+            "dropped and counted as other_currency.",
+            report,
+        )
+    if found and read["bare_amounts"]:
+        report.notes.append(
+            f"{read['bare_amounts']:,} amount(s) without a currency marker read as "
+            f"{read['currency']}, the only currency in the column"
         )
     for reason in REASONS:
         if counts.get(reason):
@@ -507,6 +681,111 @@ def _fill_report(
             f"returns exceeded their purchases by {excess_total:,.2f} in total; the excess "
             "is not carried to earlier purchases"
         )
+    return read
+
+
+def _row_examples(frame: DataFrame, where, column: str, n: int = _N_EXAMPLES) -> str:
+    """``row 3: '12,50'; ...`` as the loader words it (rows counted from 1 after the header).
+
+    Only for messages: one small job per example to number its row in input order.
+    """
+    rows = (
+        frame.where(where).orderBy("_row").select("_row", F.col(f"`{column}`")).limit(n)
+    ).collect()
+    return "; ".join(
+        f"row {frame.where(F.col('_row') < row[0]).count() + 1}: {row[1]!r}" for row in rows
+    )
+
+
+def _column_rules(
+    frame: DataFrame,
+    read: dict[str, Any],
+    report: DataQualityReport,
+    decimal: str,
+    dayfirst: bool | None,
+    timestamp: str,
+    amount: str,
+    text_amounts: bool,
+    originals: list[str],
+) -> tuple[str, bool | None]:
+    """The decimal sign and day/month order of the whole column, as the loader decides.
+
+    Returns the rule to read by; when it differs from the one the batches read by
+    (``"auto"`` read with a point, ``None`` month-first), the caller reads again.
+    Fills ``read["decimal"]``, ``read["dayfirst"]`` and the report's flags and
+    warnings when the rule stands.
+    """
+    kinds = read["decimal_kinds"]
+    if decimal == "auto":
+        if kinds.get("point") and kinds.get("comma"):
+            raise TransactionsError(
+                f"Column '{amount}' mixes decimal points ({kinds['point']:,} row(s), e.g. "
+                f"{_row_examples(frame, F.col('_dec') == 'point', amount)}) and decimal commas "
+                f"({kinds['comma']:,} row(s), e.g. "
+                f"{_row_examples(frame, F.col('_dec') == 'comma', amount)}). Pass decimal=',' "
+                "(--decimal ,) or decimal='.' (--decimal .) to read the column one way; "
+                "the values that do not fit it are dropped and counted as unparseable_amount.",
+                report,
+            )
+        resolved_decimal = "," if kinds.get("comma") else "."
+    else:
+        resolved_decimal = decimal
+    dates = read["date_kinds"]
+    if dayfirst is None:
+        if dates.get("day") and dates.get("month"):
+            raise TransactionsError(
+                f"Column '{timestamp}' mixes day-first dates ({dates['day']:,} row(s), e.g. "
+                f"{_row_examples(frame, F.col('_dk') == 'day', timestamp)}) and month-first dates "
+                f"({dates['month']:,} row(s), e.g. "
+                f"{_row_examples(frame, F.col('_dk') == 'month', timestamp)}); one column is read "
+                "with one rule. Pass dayfirst=True (--dayfirst) or dayfirst=False "
+                "(--monthfirst); the dates that contradict it are dropped and counted as "
+                "contradicts_dayfirst.",
+                report,
+            )
+        resolved_dayfirst = True if dates.get("day") else (False if dates else None)
+    else:
+        resolved_dayfirst = dayfirst
+    rule = (
+        "," if decimal == "auto" and kinds.get("comma") else decimal,
+        True if dayfirst is None and dates.get("day") else dayfirst,
+    )
+    if rule != (decimal, dayfirst):
+        return rule
+    read["decimal"] = resolved_decimal if text_amounts or decimal != "auto" else "auto"
+    read["dayfirst"] = resolved_dayfirst
+    if dayfirst is None and dates.get("either") and not dates.get("month"):
+        shown = _row_examples(frame, F.col("_dk") == "either", timestamp, 1)
+        report.warnings.append(
+            f"column '{timestamp}': {dates['either']:,} date(s) such as {shown} read "
+            "month-first; nothing in the column says whether day or month comes first. Pass "
+            "dayfirst=True (--dayfirst) if they are day-first."
+        )
+    if decimal == "auto" and read["ambiguous_amounts"] and not kinds.get("point"):
+        report.flagged["ambiguous_amount"] = read["ambiguous_amounts"]
+        shown = _row_examples(
+            frame,
+            (F.col("_dec") == "either")
+            & (F.col("_reason").isNull() | ~F.col("_reason").isin(*_BEFORE_AMOUNTS)),
+            amount,
+            1,
+        )
+        report.examples["ambiguous_amount"] = [
+            {c: _plain(row[c]) for c in originals}
+            for row in frame.where(F.col("_dec") == "either")
+            .where(F.col("_reason").isNull() | ~F.col("_reason").isin(*_BEFORE_AMOUNTS))
+            .orderBy("_row")
+            .select(*[F.col(f"`{c}`") for c in originals])
+            .limit(_N_EXAMPLES)
+            .collect()
+        ]
+        report.warnings.append(
+            f"column '{amount}': {read['ambiguous_amounts']:,} amount(s) such as {shown} "
+            "could have a decimal point or comma and nothing else in the column decides; "
+            "they were read with a decimal point (1,250 as 1250). Pass decimal=',' "
+            "(--decimal ,) if the comma is the decimal sign."
+        )
+    return rule
 
 
 def _plain(value: Any) -> Any:

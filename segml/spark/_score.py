@@ -2,25 +2,39 @@
 
 Data flow of :func:`score`::
 
+    model URI
+      -> segml.tracking._load.load_scoring_model   checked, loaded with installed code
+      -> trusted_pyfunc_copy             the checked scorer, re-exported by this segml
     transactions (Spark DataFrame)
       -> segml.spark.customer_features   the scorer's features, computed with Spark
       -> repartition(n)                  every core gets customers to score
-      -> mlflow.pyfunc.spark_udf         the pyfunc model, called with a struct of
-                                         customer_id + features (matched by NAME)
+      -> mlflow.pyfunc.spark_udf         the copy's pyfunc model, called with a struct
+                                         of customer_id + features (matched by NAME)
       -> customer_id + OUTPUT_COLUMNS    one row per customer
 
-The model's input signature is the contract: it names the features the model needs
-(the recent windows are read from the ``orders_last_{w}d`` names), and the features
-are passed as ``F.struct(customer_id, *features)``. A struct reaches the model as a
-pandas DataFrame with named columns; plain positional columns would be mapped by
-position, and a different column order would silently give wrong scores.
+``mlflow.pyfunc.spark_udf`` builds the model by executing the entry script inside
+the folder it is given, in every Python worker that scores. Handing it the user's
+folder would run whatever that folder's ``_pyfunc_entry.py`` holds, after segml's
+checks had passed (they never read the script). So Spark only ever gets a copy
+written by the installed segml (:func:`segml.tracking._model.trusted_pyfunc_copy`):
+segml's own entry script and the scorer that
+:func:`segml.tracking._load.load_scoring_model` checked and built without running
+anything from the folder.
+
+The scorer's feature columns are the contract (the recent windows are read from the
+``orders_last_{w}d`` names), and the features are passed as
+``F.struct(customer_id, *features)``. A struct reaches the model as a pandas
+DataFrame with named columns; plain positional columns would be mapped by position,
+and a different column order would silently give wrong scores.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,7 +46,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from segml.scoring import OUTPUT_COLUMNS
+from segml.scoring import OUTPUT_COLUMNS, STRING_OUTPUT_COLUMNS
 from segml.spark._clean import _clean, _quiet_pyspark_pandas_check
 from segml.spark._features import (
     SparkInputError,
@@ -52,7 +66,8 @@ __all__ = [
     "score_file",
 ]
 
-_STRING_OUTPUTS = ("segment_name", "tier", "risk_band", "action")
+
+_STRING_OUTPUTS = STRING_OUTPUT_COLUMNS
 
 
 def _output_type(name: str) -> T.DataType:
@@ -112,12 +127,15 @@ def score(
 ) -> DataFrame:
     """Score every customer of a Spark transaction log with a segml scoring model.
 
-    Features are computed with Spark (:func:`segml.spark.customer_features`, the
-    same definitions and numbers as the pandas path), then the model predicts
-    through ``mlflow.pyfunc.spark_udf(..., env_manager="local")`` in the Python
-    workers of the cluster. Every row equals the pyfunc model's prediction for that
-    customer's features, and :meth:`segml.scoring.CustomerScorer.score` on the same
-    log up to the rounding of money sums (see Notes).
+    The model is checked and loaded by :func:`segml.tracking._load.load_scoring_model`
+    (nothing from its folder is imported, executed or unpickled), features are
+    computed with Spark (:func:`segml.spark.customer_features`, the same definitions
+    and numbers as the pandas path), then the model predicts through
+    ``mlflow.pyfunc.spark_udf(..., env_manager="local")`` in the Python workers of
+    the cluster, from a copy of the checked model written by the installed segml
+    (see the module docstring). Every row equals the pyfunc model's prediction for
+    that customer's features, and :meth:`segml.scoring.CustomerScorer.score` on the
+    same log up to the rounding of money sums (see Notes).
 
     Parameters
     ----------
@@ -149,14 +167,21 @@ def score(
     Raises
     ------
     SparkInputError
-        The model cannot be loaded or is not a segml scoring model; the input lacks
-        columns the model needs (``quantity`` for a model trained with quantities);
-        or the input fails the checks of :func:`segml.spark.customer_features`.
+        The model cannot be loaded or is not a segml scoring model (or was altered:
+        the message names the file); the input lacks columns the model needs
+        (``quantity`` for a model trained with quantities); or the input fails the
+        checks of :func:`segml.spark.customer_features`.
+    segml.tracking.TrackingError
+        The store of a ``models:/`` URI cannot be read (missing SQLite file, server
+        down).
 
     Notes
     -----
     The model's Python dependencies must be installed on every worker
     (``env_manager="local"`` uses the workers' environment, no virtualenv is built).
+    The copy handed to Spark is written to a temporary folder that is removed when
+    this Python process exits: the returned DataFrame is lazy, and Spark Connect
+    workers read the folder only when a job runs.
 
     Counts and day features are exactly those of the pandas path; sums of money are
     added in another order and may differ in the last bit (about 1e-15 relative).
@@ -176,11 +201,34 @@ def score(
             f"transactions must be a Spark DataFrame, got {type(transactions).__name__}; "
             "for pandas use segml.CustomerScorer.score or the pyfunc model."
         )
-    needed = model_feature_columns(model_uri)
+    scorer = _checked_scorer(model_uri)
+    return _score(
+        transactions,
+        scorer,
+        None,
+        shown_uri=str(model_uri),
+        as_of=as_of,
+        partitions=partitions,
+        check=check,
+    )
+
+
+def _score(
+    transactions: DataFrame,
+    scorer,
+    workdir: Path | None,
+    *,
+    shown_uri: str,
+    as_of,
+    partitions: int | None,
+    check: bool,
+) -> DataFrame:
+    """:func:`score` with a checked scorer (``workdir``: see :func:`_predict`)."""
+    needed = list(scorer.feature_columns_)
     uses_quantity = any(name.startswith("quantity") for name in needed)
     if uses_quantity and "quantity" not in transactions.columns:
         raise SparkInputError(
-            f"The model {model_uri!r} uses quantity features (quantity_total, ...) but the "
+            f"The model {shown_uri!r} uses quantity features (quantity_total, ...) but the "
             f"transactions have no 'quantity' column; found {transactions.columns}."
         )
     if not uses_quantity and "quantity" in transactions.columns:
@@ -191,10 +239,10 @@ def score(
     missing = [name for name in needed if name not in features.columns]
     if missing:
         raise SparkInputError(
-            f"The model {model_uri!r} needs feature(s) {missing} that segml's feature code "
+            f"The model {shown_uri!r} needs feature(s) {missing} that segml's feature code "
             "does not build; the model was trained with another version of segml."
         )
-    return predict(features, model_uri, feature_columns=needed, partitions=partitions)
+    return _predict(features, scorer, workdir, feature_columns=needed, partitions=partitions)
 
 
 def predict(
@@ -206,11 +254,12 @@ def predict(
 ) -> DataFrame:
     """Score customers from a Spark DataFrame of their features with the pyfunc model.
 
-    The model runs in the Python workers through
-    ``mlflow.pyfunc.spark_udf(spark, model_uri, env_manager="local",
-    result_type=OUTPUT_SCHEMA)``, called with ``F.struct(customer_id, *features)``:
-    the model receives named columns, so the column order of ``features`` does not
-    matter.
+    The model is checked and loaded as in :func:`score` (nothing from its folder
+    runs), and predicts in the Python workers through
+    ``mlflow.pyfunc.spark_udf(spark, copy, env_manager="local",
+    result_type=OUTPUT_SCHEMA)`` on a copy written by the installed segml, called
+    with ``F.struct(customer_id, *features)``: the model receives named columns, so
+    the column order of ``features`` does not matter.
 
     Parameters
     ----------
@@ -221,7 +270,7 @@ def predict(
     model_uri : str
         As in :func:`score`.
     feature_columns : list of str, optional
-        The model's features; default read from its input signature.
+        The model's features; default those of the loaded model.
     partitions : int, optional
         Partitions the customers are spread over; default
         ``spark.default.parallelism``, so every core predicts.
@@ -235,11 +284,37 @@ def predict(
     Raises
     ------
     SparkInputError
-        The model is not a segml scoring model, or ``features`` lacks columns it needs.
+        The model cannot be loaded or is not a segml scoring model, or ``features``
+        lacks columns it needs.
+    """
+    scorer = _checked_scorer(model_uri)
+    return _predict(
+        features,
+        scorer,
+        None,
+        feature_columns=feature_columns,
+        partitions=partitions,
+    )
+
+
+def _predict(
+    features: DataFrame,
+    scorer,
+    workdir: Path | None,
+    *,
+    feature_columns: list[str] | None,
+    partitions: int | None,
+) -> DataFrame:
+    """:func:`predict` with a checked scorer.
+
+    Spark's copy of the scorer is written into ``workdir``, which the caller removes
+    once the job has run; None: a folder removed when this process exits.
     """
     import mlflow
 
-    needed = feature_columns if feature_columns is not None else model_feature_columns(model_uri)
+    from segml.tracking._model import trusted_pyfunc_copy
+
+    needed = list(feature_columns) if feature_columns is not None else scorer.feature_columns_
     missing = [name for name in ["customer_id", *needed] if name not in features.columns]
     if missing:
         raise SparkInputError(
@@ -251,15 +326,57 @@ def predict(
         F.col("customer_id").cast("string").alias("customer_id"),
         *[F.col(name).cast("double").alias(name) for name in needed],
     ).repartition(partitions or _parallelism(spark))
+    if workdir is None:
+        workdir = _folder_until_exit()
+    # A fresh name per call: Spark Connect workers cache a loaded model by its path.
+    trusted = trusted_pyfunc_copy(scorer, workdir / f"model-{uuid.uuid4().hex}")
     with _quiet_pyspark_pandas_check():
         model = mlflow.pyfunc.spark_udf(
-            spark, model_uri, env_manager="local", result_type=OUTPUT_SCHEMA
+            spark, str(trusted), env_manager="local", result_type=OUTPUT_SCHEMA
         )
         # By name, never by position: see the module docstring.
         scores = model(F.struct(*[F.col(name) for name in ["customer_id", *needed]]))
     return inputs.select(scores.alias("scores")).select(
         *[F.col(f"scores.{field.name}").alias(field.name) for field in OUTPUT_SCHEMA.fields]
     )
+
+
+def _checked_scorer(model_uri: str):
+    """The model's scorer, checked and built by the installed segml, running nothing of it.
+
+    Folders and ``models:/`` URIs go through the batch scorer's loader (the same
+    checks of the tracking URI and of the folder); a ``runs:/`` URI is downloaded
+    first (files only) and checked as a folder.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from segml.batch._score import _load_model
+    from segml.tracking._load import ModelLoadError
+
+    text = str(model_uri)
+    try:
+        if not text.startswith("runs:/"):
+            return _load_model(text, mlflow.get_tracking_uri()).scorer
+        with tempfile.TemporaryDirectory(prefix="segml-model-") as download:
+            # The scorer is in memory before the download is deleted.
+            local = mlflow.artifacts.download_artifacts(artifact_uri=text, dst_path=download)
+            return _load_model(local, None).scorer
+    except (ModelLoadError, MlflowException) as exc:
+        raise SparkInputError(f"Cannot load the model {text!r}: {exc}") from exc
+
+
+def _folder_until_exit() -> Path:
+    """A temporary folder for Spark's model copy, removed when this process exits.
+
+    :func:`score` and :func:`predict` return lazy DataFrames: the job that reads the
+    copy (on Spark Connect, workers load it from this path when the job runs) may
+    come long after they return, so the folder outlives them (as MLflow's own
+    download folders do).
+    """
+    folder = Path(tempfile.mkdtemp(prefix="segml-spark-model-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def _parallelism(spark: SparkSession) -> int:
@@ -410,15 +527,15 @@ def score_file(
     *,
     as_of,
     out: str | os.PathLike,
-    customer_id: str = "customer_id",
-    timestamp: str = "timestamp",
-    amount: str = "amount",
+    customer_id: str | None = None,
+    timestamp: str | None = None,
+    amount: str | None = None,
     quantity: str | None = "quantity",
     timestamp_format: str | None = None,
-    timezone: str = "UTC",
-    returns: Literal["drop", "net"] = "drop",
-    zero_amounts: Literal["drop", "keep"] = "drop",
-    drop_duplicates: bool = True,
+    timezone: str | None = None,
+    returns: Literal["drop", "net"] | None = None,
+    zero_amounts: Literal["drop", "keep"] | None = None,
+    drop_duplicates: bool | None = None,
     on_invalid: Literal["drop", "raise"] = "drop",
     tracking_uri: str | None = None,
     extra_columns: Mapping[str, str | int | float | None] | None = None,
@@ -427,10 +544,14 @@ def score_file(
     """Score a transaction file on Spark and write one row per customer, atomically.
 
     The engine behind ``segml score --engine spark``, and the Spark twin of
-    :func:`segml.tracking.score_transactions`: the log is read, cleaned by the rules
-    of :func:`segml.load_transactions` (:func:`segml.spark.clean_transactions`, same
-    parameters and defaults), scored with :func:`score`, and written with the same
-    columns (:data:`segml.tracking.SCORE_COLUMNS`: ``customer_id``, the model's
+    :func:`segml.batch.score_transactions`: the log is read, cleaned by the rules
+    of :func:`segml.load_transactions` (:func:`segml.spark.clean_transactions`) with
+    the settings the model's training log was cleaned with (the ones given here
+    override them, with a :class:`segml.batch.CleaningWarning` when they contradict
+    the model), scored as by :func:`score` (with the model checked and loaded once,
+    before Spark starts, and a copy of it written by the installed segml handed to
+    Spark, in a temporary folder removed when the job ends), and written with the same
+    columns (:data:`segml.batch.SCORE_COLUMNS`: ``customer_id``, the model's
     outputs, ``model_name``, ``model_version``, ``run_id``, ``as_of``) to ``out``,
     as one file whose format follows the extension (``.parquet``, or ``.csv`` with
     a header). Spark writes into a temporary folder beside ``out``; the single
@@ -449,14 +570,19 @@ def score_file(
         Score customers as they were at the end of this day.
     out : path-like
         Local ``.parquet`` or ``.csv`` file to write; its folder is created.
-    customer_id, timestamp, amount : str
-        The file's names for segml's columns.
+    customer_id, timestamp, amount : str, optional
+        The file's names for segml's columns; default the model's (as trained),
+        else segml's own names.
     quantity : str or None, default "quantity"
         The file's quantity column, used if present (models trained on logs with
         quantities need it); None to ignore quantities.
-    timestamp_format, timezone, returns, zero_amounts, drop_duplicates, on_invalid
+    timestamp_format, timezone, returns, zero_amounts, drop_duplicates : optional
         The cleaning rules, as in :func:`segml.load_transactions` (the ``transactions``
-        section of a run config).
+        section of a run config); default the model's, else the loader's defaults.
+        A model trained with a setting Spark cannot apply (a decimal comma, a
+        currency, ``dayfirst``, ``order_id``) is refused: score it with pandas.
+    on_invalid : {"drop", "raise"}, default "drop"
+        Unparseable values: drop and count them, or raise.
     tracking_uri : str, optional
         MLflow tracking URI that resolves ``models:/`` URIs; default the current one.
         Restored afterwards.
@@ -480,9 +606,13 @@ def score_file(
     SparkInputError
         Unknown extension, missing file, ``as_of`` before the data, or a model
         that cannot be used (see :func:`score`).
-    segml.tracking.ScoreError
+    segml.tracking.ModelLoadError
         Unknown registered model, alias or version (the message lists those that
-        exist), or a folder that is not a segml scoring model.
+        exist), or a folder that is not a segml scoring model or was altered (the
+        message names the file). Checked before Spark starts.
+    segml.tracking.TrackingError
+        The store of a ``models:/`` URI cannot be read (missing SQLite file, server
+        down).
     segml.TransactionsError
         Missing columns, unparseable values with ``on_invalid="raise"``, or no row
         left after cleaning (``.report`` attached).
@@ -498,7 +628,8 @@ def score_file(
     """
     import mlflow
 
-    from segml.tracking._score import METADATA_COLUMNS, Laps, _load_model
+    from segml.batch._cleaning import scoring_options, warn_conflicts
+    from segml.batch._score import METADATA_COLUMNS, Laps, _load_model
 
     lap = Laps()
     seconds = lap.seconds
@@ -527,30 +658,37 @@ def score_file(
         "run_id": model.run_id,
         "as_of": as_of_text,
     }
-    if str(model_uri).startswith("models:/"):
-        model_uri = f"models:/{model.name}/{model.version}"
+    given = {
+        "customer_id": customer_id,
+        "timestamp": timestamp,
+        "amount": amount,
+        "timestamp_format": timestamp_format,
+        "timezone": timezone,
+        "returns": returns,
+        "zero_amounts": zero_amounts,
+        "drop_duplicates": drop_duplicates,
+    }
+    options, conflicts = scoring_options(
+        model.cleaning, {k: v for k, v in given.items() if v is not None}
+    )
+    warn_conflicts(conflicts)
+    options = _spark_cleaning(options)
+    # The checked scorer scores: Spark gets a copy of it written by the installed
+    # segml, never the folder (or registry artifact) itself, whose entry script
+    # MLflow would execute (see the module docstring).
+    scorer = model.scorer
     del model
     lap("load model")
     own_session = spark is None and SparkSession.getActiveSession() is None
     if spark is None:
         spark = SparkSession.getActiveSession() or _new_session()
-    labelled = None
+    labelled = workdir = None
     try:
-        if tracking_uri is not None:
-            mlflow.set_tracking_uri(tracking_uri)
+        # Holds Spark's copy of the model until the job has written its output.
+        workdir = tempfile.TemporaryDirectory(prefix="segml-spark-model-")
         raw = _read_raw(spark, transactions_path)
         labelled, clean, report = _clean(
-            raw,
-            customer_id=customer_id,
-            timestamp=timestamp,
-            amount=amount,
-            timestamp_format=timestamp_format,
-            timezone=timezone,
-            returns=returns,
-            zero_amounts=zero_amounts,
-            drop_duplicates=drop_duplicates,
-            on_invalid=on_invalid,
-            source=str(transactions_path),
+            raw, **options, on_invalid=on_invalid, source=str(transactions_path)
         )
         lap("load and validate transactions")
         # The mapped quantity column, numeric; other columns are not read.
@@ -558,16 +696,24 @@ def score_file(
         if quantity is not None and quantity in clean.columns:
             selected.append(F.expr(f"try_cast(`{quantity}` AS DOUBLE)").alias("quantity"))
         transactions = clean.select(*selected)
-        scores = score(transactions, model_uri, as_of=as_of)
+        scores = _score(
+            transactions,
+            scorer,
+            Path(workdir.name),
+            shown_uri=str(model_uri),
+            as_of=as_of,
+            partitions=None,
+            check=True,
+        )
         for name, value in {**metadata, **(extra_columns or {})}.items():
             scores = scores.withColumn(name, F.lit(value))
         _write_atomically(scores, out, out_format)
         lap("features, predict and write")
     finally:
+        if workdir is not None:
+            workdir.cleanup()
         if labelled is not None:
             labelled.unpersist()
-        if tracking_uri is not None:
-            mlflow.set_tracking_uri(previous_uri)
         if own_session:
             spark.stop()
     return SparkScoreResult(
@@ -576,6 +722,39 @@ def score_file(
         seconds=seconds,
         **{name: metadata[name] for name in METADATA_COLUMNS},
     )
+
+
+# The loader settings Spark's cleaning applies, with segml's defaults; and the values of
+# the others that mean what Spark does anyway (a decimal point, no currency filter).
+_SPARK_CLEANING = {
+    "customer_id": "customer_id",
+    "timestamp": "timestamp",
+    "amount": "amount",
+    "timestamp_format": None,
+    "timezone": "UTC",
+    "returns": "drop",
+    "zero_amounts": "drop",
+    "drop_duplicates": True,
+}
+_SPARK_NEUTRAL = {
+    "decimal": ("auto", "."),
+    "dayfirst": (None,),
+    "currency": (None,),
+    "currency_column": (None,),
+    "order_id": (None,),
+}
+
+
+def _spark_cleaning(options: Mapping[str, object]) -> dict[str, object]:
+    """The keyword arguments of Spark's cleaning; a setting it cannot apply is refused."""
+    for key, value in options.items():
+        if key in _SPARK_NEUTRAL and value not in _SPARK_NEUTRAL[key]:
+            raise SparkInputError(
+                f"The log must be cleaned with {key}={value!r} (the model was trained so, or "
+                f"it was given), which the Spark engine does not apply; score it with the "
+                "pandas engine (segml score --engine pandas)."
+            )
+    return {key: options.get(key, default) for key, default in _SPARK_CLEANING.items()}
 
 
 def _new_session() -> SparkSession:
@@ -593,20 +772,28 @@ def _new_session() -> SparkSession:
 
 
 def _write_atomically(frame: DataFrame, out: Path, fmt: str) -> None:
-    """Write ``frame`` as the single file ``out``: Spark writes beside it, then rename."""
+    """Write ``frame`` as the single file ``out``, through :func:`segml.io.atomic_output`.
+
+    Spark writes a folder of part files beside ``out``; its one part file becomes the
+    temp file of ``atomic_output``, which is renamed onto ``out`` like every other
+    output of segml (same permissions, fsync, stale temp files removed).
+    """
+    from segml.io import atomic_output
+
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.{uuid.uuid4().hex}.tmp"
+    staging = out.parent / f".{out.name}.{uuid.uuid4().hex}.spark"
     try:
-        # repartition (a shuffle), not coalesce: scoring upstream stays parallel and
-        # only the final write is one task, giving one part file.
-        writer = frame.repartition(1).write.mode("overwrite")
-        if fmt == "csv":
-            writer.option("header", True).csv(str(staging))
-        else:
-            writer.parquet(str(staging))
-        parts = sorted(staging.glob(f"part-*.{fmt}")) or sorted(staging.glob("part-*"))
-        if len(parts) != 1:
-            raise RuntimeError(f"Expected one part file in {staging}, found {len(parts)}.")
-        os.replace(parts[0], out)  # atomic on one filesystem
+        with atomic_output(out) as tmp:
+            # repartition (a shuffle), not coalesce: scoring upstream stays parallel
+            # and only the final write is one task, giving one part file.
+            writer = frame.repartition(1).write.mode("overwrite")
+            if fmt == "csv":
+                writer.option("header", True).csv(str(staging))
+            else:
+                writer.parquet(str(staging))
+            parts = sorted(staging.glob(f"part-*.{fmt}")) or sorted(staging.glob("part-*"))
+            if len(parts) != 1:
+                raise RuntimeError(f"Expected one part file in {staging}, found {len(parts)}.")
+            os.replace(parts[0], tmp)  # same folder: a rename, not a copy
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -1,9 +1,14 @@
 """MLflow "models from code" entry point of segml's scoring model.
 
-MLflow runs this file to build the model when it is loaded: nothing is unpickled.
+``mlflow.pyfunc.load_model`` runs this file to build the model: nothing is unpickled.
 The model's only artifact is a folder written by
 :meth:`segml.scoring.CustomerScorer.save` (JSON parameters and skops files loaded
-with an explicit trust list).
+with an explicit trust list), checked and loaded by the installed segml's
+:func:`segml.tracking._load.load_scorer_artifact`.
+
+MLflow executes the copy of this file that sits in the model folder. segml's own
+loader (``segml score``, :func:`segml.tracking._load.load_scoring_model`) never
+does: it builds the model from the artifact with the installed code only.
 """
 
 import mlflow
@@ -15,9 +20,9 @@ class SegmlScoringModel(PythonModel):
     """Scores customers from their features with a saved :class:`CustomerScorer`."""
 
     def load_context(self, context) -> None:
-        from segml.scoring import CustomerScorer
+        from segml.tracking._load import load_scorer_artifact
 
-        self._scorer = CustomerScorer.load(context.artifacts["scorer"])
+        self._scorer = load_scorer_artifact(context.artifacts["scorer"])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         from segml.tracking._model import predict_with_ids

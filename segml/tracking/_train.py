@@ -9,17 +9,37 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from segml._config import load_config, read_source, section_kwargs
+from segml._config import (
+    ConfigError,
+    check_config,
+    load_config,
+    read_source,
+    section_kwargs,
+)
+from segml._config import run_name as make_run_name
 from segml.models import early_warning
 from segml.scoring import CustomerScorer
+from segml.tracking._gates import gate_metrics, settings_params
 from segml.tracking._model import cast_to_signature, export_model, log_model, model_signature
-from segml.tracking._store import TrackingError, check_tracking_uri
+from segml.tracking._store import (
+    TrackingError,
+    check_tracking_uri,
+    fail_stale_runs,
+    mlflow_session,
+    prepare_store,
+    process_tags,
+    redact_text,
+    redact_uri,
+    sqlite_path,
+    store_lock,
+)
 
 __all__ = ["TrainResult", "flatten_config", "train"]
 
@@ -39,6 +59,7 @@ class TrainResult:
     aliases: list[str]
     export_path: Path | None
     seconds: dict[str, float]
+    gates: pd.DataFrame | None = None
 
 
 def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -120,18 +141,47 @@ def _scorer_from_config(config: dict) -> CustomerScorer:
     )
 
 
-def _figures(scorer: CustomerScorer) -> dict[str, Any]:
-    """Every evaluation figure of the run, by file name."""
-    from segml.reports import _churn, _clv, _segments
+def _predictive_report(scorer: CustomerScorer, transactions: pd.DataFrame) -> dict[str, Any]:
+    """How well the calibration model's predictive distributions cover the holdout.
+
+    :func:`segml.models._predictive.predictive_calibration` on the run's own
+    calibration/holdout split: interval coverage of holdout counts and spend, and
+    the Brier score of P(buy within 90 days) beside the constant baseline. Orders
+    with zero amount are left out, as the Gamma-Gamma spend model needs.
+    """
+    from segml.models._predictive import predictive_calibration
+
+    d = scorer.diagnostics_
+    cutoffs = scorer.evaluation_["cutoffs"]
+    return predictive_calibration(
+        d["clv_calibration"],
+        d["cal_holdout"],
+        transactions[transactions["amount"] > 0],
+        calibration_end=cutoffs["clv_calibration_end"],
+        observation_end=cutoffs["as_of"],
+        random_state=0,
+    )
+
+
+def _figures(
+    scorer: CustomerScorer,
+    transactions: pd.DataFrame | None = None,
+    predictive: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Every evaluation figure of the run, by file name.
+
+    ``transactions`` (the clean log) adds the cumulative tracking chart,
+    ``predictive`` (:func:`_predictive_report`) the P(buy) reliability chart.
+    """
+    from segml.models._predictive import clv_predictive_interval
+    from segml.reports import _churn, _clv, _clv_fan, _segments
 
     d = scorer.diagnostics_
     features = d["features"]
-    unit_days = 7 if scorer.clv_.time_unit == "W" else 1
-    rfm = scorer._clv_rfm(features, scorer.clv_.time_unit)
+    rfm = scorer.clv_features(features)
     scores = scorer.predict(features)
     table = features.join(scores)
     y, churn_scores = d["churn_labels"], d["churn_scores"]
-    del unit_days
     return {
         "clv/calibration_vs_holdout_purchases.png": _clv.plot_calibration_purchases(
             d["clv_calibration"], d["cal_holdout"]
@@ -142,6 +192,37 @@ def _figures(scorer: CustomerScorer) -> dict[str, Any]:
         "clv/p_alive_matrix.png": _clv.plot_p_alive_matrix(scorer.clv_, rfm),
         "clv/period_transactions.png": _clv.plot_period_transactions(scorer.clv_, rfm),
         "clv/clv_distribution.png": _clv.plot_clv_distribution(scorer.clv_.predict(rfm)),
+        **(
+            {
+                # Fader, Hardie & Lee (2005), Figure 2: the calibration model tracks the
+                # weekly cumulative repeat transactions into the holdout.
+                "clv/cumulative_repeat_transactions.png": _clv.plot_cumulative_transactions(
+                    d["clv_calibration"],
+                    transactions,
+                    calibration_end=scorer.evaluation_["cutoffs"]["clv_calibration_end"],
+                    observation_end=scorer.evaluation_["cutoffs"]["as_of"],
+                )
+            }
+            if transactions is not None
+            else {}
+        ),
+        # One bar per sampled customer: the 80% predictive interval of CLV (process
+        # and parameter uncertainty) around the point CLV.
+        "clv/clv_fan.png": _clv_fan.plot_clv_fan(
+            scorer.clv_.clv(rfm), clv_predictive_interval(scorer.clv_, rfm, random_state=0)
+        ),
+        **(
+            {
+                "clv/p_buy_reliability.png": _clv_fan.plot_purchase_reliability(
+                    predictive["reliability"],
+                    brier=predictive["p_buy_brier"],
+                    brier_baseline=predictive["p_buy_brier_baseline"],
+                    window_days=predictive["window_days"],
+                )
+            }
+            if predictive is not None
+            else {}
+        ),
         "segments/tier_counts.png": _segments.plot_tier_counts(
             table["tier"], order=scorer.scorecard_.tier_labels_
         ),
@@ -170,8 +251,20 @@ def _metrics(scorer: CustomerScorer, report, config: dict) -> dict[str, float]:
     metrics: dict[str, float] = {}
     for key, value in scorer.evaluation_["clv_holdout"].items():
         metrics[f"clv_holdout.{key}"] = float(value)
-    for name, value in {**scorer.clv_.bgnbd_params_, **scorer.clv_.gamma_gamma_params_}.items():
+    for name, value in {**scorer.clv_.purchase_params_, **scorer.clv_.gamma_gamma_params_}.items():
         metrics[f"clv.param.{name}"] = float(value)
+    selection = getattr(scorer.clv_, "model_selection_", None)
+    if selection is not None:
+        for model_name, row in selection.iterrows():
+            for column in (
+                "holdout_mae",
+                "holdout_rmse",
+                "holdout_total_error_pct",
+                "log_likelihood",
+                "bic",
+            ):
+                if column in row and pd.notna(row[column]):
+                    metrics[f"clv.selection.{model_name}.{column}"] = float(row[column])
     churn = scorer.evaluation_["churn"]
     for scorer_name, row in churn.iterrows():
         for column, value in row.items():
@@ -203,7 +296,10 @@ def _check_signature_compatible(client, name: str, signature) -> None:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    versions = client.search_model_versions(f"name='{name}'")
+    try:
+        versions = client.search_model_versions(f"name='{name}'")
+    except MlflowException as exc:
+        raise TrackingError(f"Cannot read the model registry: {exc.message}") from None
     if not versions:
         return
     latest = max(versions, key=lambda v: int(v.version))
@@ -224,6 +320,53 @@ def _check_signature_compatible(client, name: str, signature) -> None:
         )
 
 
+def _portable_path(value: str, base: Path) -> str:
+    """An absolute path of this machine as a path relative to ``base`` (else unchanged).
+
+    What a run logs (params, tags, dataset source, the data-quality report) must not
+    carry the training machine's folder layout: the config's folder is the base.
+
+    Examples
+    --------
+    >>> _portable_path("/home/ann/project/data/log.csv", Path("/home/ann/project/configs"))
+    '../data/log.csv'
+    >>> _portable_path("cdnow-sample", Path("/x"))
+    'cdnow-sample'
+    """
+    if not os.path.isabs(value):
+        return value
+    try:
+        return os.path.relpath(value, base)
+    except ValueError:  # another drive (Windows): keep only the file name
+        return Path(value).name
+
+
+def _portable_config(config: dict, base: Path) -> dict:
+    """The config as logged: file paths relative to the config's folder."""
+    logged = {section: dict(values) for section, values in config.items()}
+    if isinstance(logged.get("data", {}).get("source"), str):
+        logged["data"]["source"] = _portable_path(logged["data"]["source"], base)
+    for key in ("scorecard_config", "actions_config"):
+        if isinstance(logged.get("run", {}).get(key), str):
+            logged["run"][key] = _portable_path(logged["run"][key], base)
+    return logged
+
+
+def _disk_error(exc: OSError, run_id: str, marked: bool) -> TrackingError:
+    """One message for a write that failed while logging (full disk, file size limit)."""
+    state = (
+        "was marked FAILED"
+        if marked
+        else "could not be marked FAILED now (the next segml train or segml runs will)"
+    )
+    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+    return TrackingError(
+        f"Writing the run's files failed: {exc.strerror or exc}{where}. The run {run_id} "
+        f"{state} and no model version was registered; free disk space (or raise the "
+        "file size limit) and train again."
+    )
+
+
 def train(
     config: str | os.PathLike | Mapping[str, Any],
     *,
@@ -231,8 +374,18 @@ def train(
     export: str | os.PathLike | None = None,
     promote: bool = False,
     on_step: Callable[[str, float], None] | None = None,
+    on_notice: Callable[[str], None] | None = None,
+    transactions: Mapping[str, Any] | None = None,
+    allow_failed_gates: bool = False,
+    run_name: str | None = None,
+    description: str | None = None,
 ) -> TrainResult:
     """Train every model on a config's data, log the run to MLflow, register the scorer.
+
+    Order matters for what a failure leaves behind: names and the store are checked
+    before anything is fitted; the model version is registered only after the run
+    has logged everything, and is deleted again (aliases restored) when the run
+    fails. RUNNING runs left by killed processes are marked FAILED first.
 
     Parameters
     ----------
@@ -241,21 +394,45 @@ def train(
     tracking_uri : str, optional
         Where runs go. Default ``sqlite:///mlflow.db`` in the working directory
         (MLflow's embedded store); an ``http://`` URI points at a tracking server,
-        which must be reachable before anything is logged.
+        which must be reachable before anything is logged. A password in the URI
+        is never printed or logged.
     export : path, optional
         Also write the scoring model to this folder (``mlflow.pyfunc.load_model``-able).
     promote : bool, default False
         Move the ``champion`` alias to the new version (``candidate`` always moves).
     on_step : callable, optional
         ``on_step(step_name, seconds)`` after each step.
+    on_notice : callable, optional
+        ``on_notice(message)`` for what the user should read: stale runs marked
+        FAILED, why the purchase model was chosen, a tier holding almost everyone.
+        Without it, stale runs are reported through ``on_step`` and the tier warning
+        is raised as a warning.
+    transactions : mapping, optional
+        Cleaning options that override the config's ``transactions`` section (the
+        command line's ``--decimal`` etc.); checked like the config's own keys.
+    allow_failed_gates : bool, default False
+        Move the aliases although a gate failed (the config's ``gates`` section,
+        :class:`segml.tracking._gates.GateSettings`); the run and version are then
+        tagged ``gates.override=true``. Without it a run that fails a gate is
+        logged and registered but moves no alias (``aliases`` is ``[]``).
+    run_name, description : str, optional
+        Override the config's ``run.name`` / ``run.description``. The default name
+        is the config's name, the date and the data digest
+        (``"cdnow as of 1998-06-30 [3f2a9c1e]"``); the description is shown with the
+        run and its registered version.
 
     Returns
     -------
     TrainResult
-    """
-    import mlflow
-    from mlflow import MlflowClient
 
+    Raises
+    ------
+    ConfigError
+        A config that cannot be used (key, kind, name), before anything is fitted.
+    TrackingError
+        The store or registry cannot be used, or a write failed while logging (the
+        run is then marked FAILED and nothing is registered).
+    """
     timings: dict[str, float] = {}
 
     def step(name: str, seconds: float) -> None:
@@ -269,93 +446,208 @@ def train(
         step(name, time.perf_counter() - started)
         return result
 
-    if not isinstance(config, Mapping):
+    if isinstance(config, Mapping):
+        base = Path.cwd()
+        config_name = None
+        config = check_config({k: dict(v or {}) for k, v in config.items()})
+    else:
+        base = Path(config).resolve().parent
+        config_name = Path(config).stem
         config = load_config(config)
-    config = {k: dict(v) for k, v in config.items()}
+    overrides = {"name": run_name, "description": description}
+    if any(value is not None for value in overrides.values()):
+        config["run"] = {
+            **config.get("run", {}),
+            **{k: v for k, v in overrides.items() if v is not None},
+        }
+        check_config(config, origin="the run options")
+    if transactions:
+        config["transactions"] = {**config.get("transactions", {}), **transactions}
+        check_config(
+            {"data": config["data"], "transactions": config["transactions"]},
+            origin="the cleaning options",
+        )
     run_args = section_kwargs(config, "run")
     as_of = run_args.get("as_of") or section_kwargs(config, "features").get("as_of")
     if as_of is None:
-        raise TrackingError("The config needs run.as_of: the date the models are trained at.")
+        raise ConfigError("The config needs run.as_of: the date the models are trained at.")
     experiment_name = run_args.get("experiment_name", "segml")
     model_name = run_args.get("registered_model_name", "segml-scorer")
     tracking_uri = tracking_uri or DEFAULT_TRACKING_URI
+    shown_uri = redact_uri(tracking_uri)
     timed("check tracking store", check_tracking_uri, tracking_uri)
+    scorer = _scorer_from_config(config)  # argument errors before the data is read
 
     clean, report, source = timed("load and validate transactions", _load_data, config)
-    scorer = _scorer_from_config(config)
-    scorer.fit(clean, as_of=as_of, on_step=step, diagnostics=True)
-    example = cast_to_signature(scorer.diagnostics_["features"].head(5), scorer.feature_columns_)
-
-    mlflow.set_tracking_uri(tracking_uri)
-    client = MlflowClient(tracking_uri=tracking_uri)
-    timed(
-        "check registered model",
-        _check_signature_compatible,
-        client,
-        model_name,
-        model_signature(scorer),
+    # The scoring model remembers how its training log was cleaned (segml score
+    # applies the same settings).
+    scorer.cleaning = report.settings
+    concentration = _fit(scorer, clean, as_of, step, on_notice)
+    gate_settings, gates, decision = _judge(
+        scorer, clean, config, promote=promote, allow_failed_gates=allow_failed_gates
     )
-    experiment = _experiment(client, experiment_name, tracking_uri)
-    logging_started = time.perf_counter()
-    with mlflow.start_run(run_name=f"{config['data'].get('name', source)} as of {as_of}") as run:
+    example = cast_to_signature(scorer.diagnostics_["features"].head(5), scorer.feature_columns_)
+    logged_config = _portable_config(config, base)
+    logged_source = logged_config["data"]["source"]
+    digest = _data_digest(clean)
+    name = make_run_name(logged_config, as_of, digest=digest, config_name=config_name)
+    run_description = section_kwargs(config, "run").get("description")
+
+    with mlflow_session(tracking_uri) as mlflow_uri:
+        import mlflow
+        from mlflow import MlflowClient
+
+        with _store_errors(tracking_uri, "opening the run"):
+            timed("prepare tracking store", prepare_store, tracking_uri)
+            mlflow.set_tracking_uri(mlflow_uri)
+            client = MlflowClient(tracking_uri=mlflow_uri)
+            timed(
+                "check registered model",
+                _check_signature_compatible,
+                client,
+                model_name,
+                model_signature(scorer),
+            )
+            with store_lock(tracking_uri):  # two new runs must not both create it
+                experiment = _experiment(client, experiment_name, tracking_uri)
+            started = time.perf_counter()
+            for note in fail_stale_runs(client, [experiment.experiment_id]):
+                if on_notice is not None:
+                    on_notice(note)
+                else:
+                    step(note, time.perf_counter() - started)
+            logging_started = time.perf_counter()
+            run = mlflow.start_run(
+                experiment_id=experiment.experiment_id,
+                run_name=name,
+                description=run_description,
+                # The pid and host say whose run it is (a killed run is found by them);
+                # the source name replaces MLflow's default, the absolute path of the
+                # script that runs (a path of the training machine).
+                tags={**process_tags(), "mlflow.source.name": "segml train"},
+            )
+        run_id = run.info.run_id
+        version = None
+        moved: dict[str, str | None] = {}
         try:
-            mlflow.log_params(flatten_config(config))
-            mlflow.log_metrics(_metrics(scorer, report, config))
-            digest = _data_digest(clean)
-            mlflow.set_tags(
+            digest = _log_run(
+                scorer,
+                report,
+                config,
+                logged_config,
+                logged_source,
+                clean,
+                lock=store_lock(tracking_uri),
+                gates=gates,
+                digest=digest,
+            )
+            # Gate settings are logged with their defaults too (once: those the config
+            # sets are already params), then the gates' values, verdict and table.
+            logged_params = flatten_config(logged_config)
+            mlflow.log_params(
                 {
-                    "as_of": str(pd.Timestamp(as_of).date()),
-                    "data_digest": digest,
-                    "segml_version": _segml_version(),
-                    **({"git_commit": commit} if (commit := _git_commit()) else {}),
+                    key: value
+                    for key, value in settings_params(gate_settings).items()
+                    if key not in logged_params
                 }
             )
-            sample = clean.head(1000)
-            # Integer columns make MLflow warn that they cannot hold missing values.
-            sample = sample.astype({c: "float64" for c in sample.select_dtypes("integer")})
-            with warnings.catch_warnings():
-                # MLflow 3.17 registers its local dataset source twice and warns that a
-                # path "can be interpreted in multiple ways"; both are the same class.
-                warnings.filterwarnings("ignore", message=".*interpreted in multiple ways.*")
-                dataset = mlflow.data.from_pandas(
-                    sample, source=source, name=config["data"].get("name", source), digest=digest
+            mlflow.log_metrics(gate_metrics(gates))
+            mlflow.set_tags(decision.tags)
+            mlflow.log_text(gates.to_csv(index=False), "gates.csv")
+            if concentration:
+                mlflow.set_tag("scorecard.concentration_warning", concentration[0][:5000])
+            info = log_model(scorer, input_example=example, registered_model_name=None)
+            _portable_mlmodel(client, info)
+            # Registered only now that the run holds everything; a failure from here
+            # on deletes the version and puts the aliases back.
+            aliases = decision.aliases  # none when a gate failed (unless overridden)
+            with store_lock(tracking_uri):  # one registration at a time on a SQLite store
+                version = _register(client, model_name, info, run_id)
+                for key, value in {
+                    **decision.tags,
+                    "run_id": run_id,
+                    "data_digest": digest,
+                }.items():
+                    client.set_model_version_tag(model_name, version, key, value[:5000])
+                verdict = (
+                    "passed"
+                    if decision.tags.get("gates.passed") == "true"
+                    else f"FAILED: {decision.tags.get('gates.failed', '')}"
                 )
-            mlflow.log_input(dataset, context="training")
-            with tempfile.TemporaryDirectory() as folder:
-                folder = Path(folder)
-                scorer.segment_map_.to_json(folder / "segment_map.json")
-                scorer.segment_map_.to_csv(folder / "segment_map.csv")
-                from segml.persistence import write_json
+                client.update_model_version(
+                    model_name,
+                    version,
+                    description=(
+                        f"{name}; run {run_id}; data {digest}; gates {verdict}"
+                        + (f"; {run_description}" if run_description else "")
+                    ),
+                )
+                current = client.get_registered_model(model_name).aliases
+                for alias in aliases:
+                    moved[alias] = str(current[alias]) if alias in current else None
+                    client.set_registered_model_alias(model_name, alias, version)
+        except BaseException as exc:
+            marked = _fail_run(client, run_id, model_name, version, moved)
+            if isinstance(exc, OSError):
+                raise _disk_error(exc, run_id, marked) from None
+            from mlflow.exceptions import MlflowException
 
-                write_json(report.to_dict(), folder / "data_quality.json")
-                scorer.evaluation_["churn"].to_csv(folder / "churn_evaluation.csv")
-                # The customers with the most value at risk (clv x churn probability).
-                scores = scorer.predict(scorer.diagnostics_["features"])
-                early_warning(scores, top_n=100).to_csv(folder / "early_warning.csv")
-                mlflow.log_metric(
-                    "value_at_risk.total",
-                    float((scores["clv"] * scores["churn_probability"]).sum()),
+            if isinstance(exc, MlflowException):
+                state = (
+                    "marked FAILED"
+                    if marked
+                    else "not marked FAILED yet: the next segml train or segml runs will"
                 )
-                write_json(scorer.evaluation_["cutoffs"], folder / "cutoffs.json")
-                mlflow.log_artifacts(str(folder))
-            for name, figure in _figures(scorer).items():
-                mlflow.log_figure(figure, f"figures/{name}")
-            info = log_model(scorer, input_example=example, registered_model_name=model_name)
-        except BaseException:
-            mlflow.end_run(status="FAILED")
+                raise TrackingError(
+                    f"MLflow at {shown_uri} failed while logging run {run_id} ({state}; "
+                    f"nothing registered): {redact_text(exc.message, tracking_uri)}"
+                ) from None
             raise
-    version = str(info.registered_model_version)
-    aliases = ["candidate"] + (["champion"] if promote else [])
-    for alias in aliases:
-        client.set_registered_model_alias(model_name, alias, version)
+        try:
+            mlflow.end_run(status="FINISHED")
+        except Exception as exc:  # noqa: BLE001 - the store failed at the last write
+            raise TrackingError(
+                f"Run {run_id} logged everything and registered {model_name} version "
+                f"{version}, but MLflow at {shown_uri} could not mark it FINISHED: "
+                f"{redact_text(str(exc), tracking_uri)}"
+            ) from None
     step("log run and register model", time.perf_counter() - logging_started)
+    # Every gate's line, then what the verdict did to the aliases.
+    lines = list(gates["message"])
+    lines += [line for line in decision.notices if line not in lines]
+    for line in lines:
+        if on_notice is not None:
+            on_notice(line)
+        elif line in decision.notices:  # at least the failures and held-back aliases
+            step(line, 0.0)
+    selection = getattr(scorer.clv_, "model_selection_", None)
+    if selection is not None and on_notice is not None:
+        from segml.models import describe_selection
+
+        on_notice(f"purchase model chosen on the holdout:\n{selection.to_string()}")
+        on_notice(describe_selection(selection))
     del scorer.diagnostics_
     export_path = None
     if export is not None:
-        export_path = timed("export model", export_model, scorer, export, input_example=example)
+        try:
+            export_path = timed(
+                "export model",
+                export_model,
+                scorer,
+                export,
+                input_example=example,
+                # The folder keeps its origin: segml score writes it beside the scores.
+                origin={"name": model_name, "version": version, "run_id": run_id},
+            )
+        except OSError as exc:
+            raise TrackingError(
+                f"Run {run_id} and {model_name} version {version} are complete, but exporting "
+                f"the model to {export} failed: {exc.strerror or exc}; any previous export "
+                "there is untouched. Free disk space and export again (segml train --export)."
+            ) from None
     return TrainResult(
         scorer=scorer,
-        run_id=run.info.run_id,
+        run_id=run_id,
         experiment_id=experiment.experiment_id,
         model_uri=f"models:/{model_name}/{version}",
         registered_model_name=model_name,
@@ -363,7 +655,248 @@ def train(
         aliases=aliases,
         export_path=export_path,
         seconds=timings,
+        gates=gates,
     )
+
+
+def _judge(scorer, clean, config, *, promote: bool, allow_failed_gates: bool):
+    """The run's gates (config section ``gates``) and which aliases they let it move."""
+    from segml.tracking._gates import GateSettings, decide_aliases, evaluate_gates
+
+    try:
+        settings = GateSettings(**section_kwargs(config, "gates"))
+    except ValueError as exc:
+        raise ConfigError(f"config: {exc}") from None
+    gates = evaluate_gates(scorer, clean, settings=settings)
+    decision = decide_aliases(gates, promote=promote, allow_failed_gates=allow_failed_gates)
+    return settings, gates, decision
+
+
+def _fit(scorer, clean, as_of, step, on_notice) -> list[str]:
+    """Fit the scorer; returns the tier-concentration warnings it raised (as text).
+
+    With ``on_notice`` they are passed there (and logged as a tag); without it they
+    stay warnings. Every other warning is re-issued unchanged.
+    """
+    from segml.models.scorecard import TierConcentrationWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TierConcentrationWarning)
+        scorer.fit(clean, as_of=as_of, on_step=step, diagnostics=True)
+    messages = []
+    for warning in caught:
+        if issubclass(warning.category, TierConcentrationWarning) and on_notice is not None:
+            messages.append(str(warning.message))
+            on_notice(str(warning.message))
+        else:
+            if issubclass(warning.category, TierConcentrationWarning):
+                messages.append(str(warning.message))
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    return messages
+
+
+@contextmanager
+def _store_errors(tracking_uri: str, doing: str):
+    """MLflow and file errors while ``doing`` become one TrackingError (URI redacted)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        raise TrackingError(
+            f"MLflow at {redact_uri(tracking_uri)} failed while {doing}: "
+            f"{redact_text(exc.message, tracking_uri)}"
+        ) from None
+    except OSError as exc:
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        raise TrackingError(
+            f"Writing to the MLflow store {redact_uri(tracking_uri)} failed while {doing}: "
+            f"{exc.strerror or exc}{where}. Nothing was logged or registered; free disk "
+            "space and train again."
+        ) from None
+
+
+def _log_run(
+    scorer, report, config, logged_config, logged_source, clean, lock, gates=None, digest=None
+) -> str:
+    """Params, metrics, tags, the dataset, the artifacts and figures of the active run.
+
+    Returns the digest of the training data (also tagged ``data_digest``).
+    """
+    import mlflow
+
+    from segml.persistence import write_json
+
+    mlflow.log_params(flatten_config(logged_config))
+    mlflow.log_metrics(_metrics(scorer, report, config))
+    digest = digest or _data_digest(clean)
+    as_of = section_kwargs(config, "run").get("as_of") or config.get("features", {}).get("as_of")
+    mlflow.set_tags(
+        {
+            "as_of": str(pd.Timestamp(as_of).date()),
+            "data_digest": digest,
+            "segml_version": _segml_version(),
+            "clv.purchase_model": str(getattr(scorer.clv_, "purchase_model_", "bgnbd")),
+            **({"git_commit": commit} if (commit := _git_commit()) else {}),
+        }
+    )
+    selection = getattr(scorer.clv_, "model_selection_", None)
+    if selection is not None:
+        from segml.models import describe_selection
+
+        mlflow.log_text(selection.to_csv(), "clv/model_selection.csv")
+        mlflow.set_tag("clv.purchase_model_reason", describe_selection(selection)[:5000])
+    sample = clean.head(1000)
+    # Integer columns make MLflow warn that they cannot hold missing values.
+    sample = sample.astype({c: "float64" for c in sample.select_dtypes("integer")})
+    name = config["data"].get("name", logged_source)
+    with warnings.catch_warnings():
+        # MLflow 3.17 registers its local dataset source twice and warns that a
+        # path "can be interpreted in multiple ways"; both are the same class.
+        warnings.filterwarnings("ignore", message=".*interpreted in multiple ways.*")
+        dataset = mlflow.data.from_pandas(sample, source=logged_source, name=name, digest=digest)
+    # Two runs logging the same data at once race to insert the one dataset row
+    # (UNIQUE experiment, name, digest): take turns on a SQLite store, and on a
+    # server retry once, when the other run's row is there to be reused.
+    from mlflow.exceptions import MlflowException
+
+    with lock:
+        try:
+            mlflow.log_input(dataset, context="training")
+        except MlflowException:
+            time.sleep(0.5)
+            mlflow.log_input(dataset, context="training")
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        scorer.segment_map_.to_json(folder / "segment_map.json")
+        scorer.segment_map_.to_csv(folder / "segment_map.csv")
+        quality = report.to_dict()
+        if isinstance(quality.get("source"), str) and os.path.isabs(quality["source"]):
+            quality["source"] = logged_source
+        write_json(quality, folder / "data_quality.json")
+        scorer.evaluation_["churn"].to_csv(folder / "churn_evaluation.csv")
+        # The customers with the most value at risk (clv x churn probability).
+        scores = scorer.predict(scorer.diagnostics_["features"])
+        early_warning(scores, top_n=100).to_csv(folder / "early_warning.csv")
+        mlflow.log_metric(
+            "value_at_risk.total",
+            float((scores["clv"] * scores["churn_probability"]).sum()),
+        )
+        write_json(scorer.evaluation_["cutoffs"], folder / "cutoffs.json")
+        card = scorer.scorecard_
+        if hasattr(card, "edges_"):  # the tier bands as fitted (quantile edges learnt)
+            write_json(
+                {"edges": card.edges_, "group_edges": getattr(card, "group_edges_", {})},
+                folder / "scorecard_edges.json",
+            )
+        mlflow.log_artifacts(str(folder))
+    predictive = _predictive_report(scorer, clean)
+    window = f"p_buy_{int(predictive['window_days'])}d"
+    mlflow.log_metrics(
+        {
+            **{
+                f"predictive.{key}": float(predictive[key])
+                for key in (
+                    "count_coverage",
+                    "count_interval_mass",
+                    "spend_coverage",
+                    "spend_interval_mass",
+                )
+            },
+            f"predictive.{window}_brier": float(predictive["p_buy_brier"]),
+            f"predictive.{window}_brier_baseline": float(predictive["p_buy_brier_baseline"]),
+        }
+    )
+    mlflow.log_text(predictive["reliability"].to_csv(index=False), "predictive_reliability.csv")
+    for path, figure in _figures(scorer, transactions=clean, predictive=predictive).items():
+        mlflow.log_figure(figure, f"figures/{path}")
+    # The one-page tier report (segml report RUN_ID reads it back); ``gates``: the
+    # release gates' table when they were evaluated.
+    from segml.reports._html import build_tier_report
+    from segml.tracking._report import REPORT_ARTIFACT
+
+    mlflow.log_text(
+        build_tier_report(
+            scorer,
+            run_id=mlflow.active_run().info.run_id,
+            model_name=section_kwargs(config, "run").get("registered_model_name", "segml-scorer"),
+            gates=gates,
+        ),
+        REPORT_ARTIFACT,
+    )
+    return digest
+
+
+def _portable_mlmodel(client, info) -> None:
+    """Replace the two absolute paths MLflow writes into a logged model's MLmodel.
+
+    ``mlflow.pyfunc.log_model`` records where the entry script and the scorer
+    folder were on the training machine (``model_code_path``, ``artifacts.*.uri``:
+    a site-packages path and a temporary folder). Loading uses only the script's
+    file name and ``artifacts.*.path``, so both become those relative values.
+    """
+    import mlflow
+    from mlflow.models import Model
+
+    with tempfile.TemporaryDirectory() as folder:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{info.artifact_path.rstrip('/')}/MLmodel", dst_path=folder
+        )
+        model = Model.load(local)
+        pyfunc = model.flavors.get("python_function", {})
+        if pyfunc.get("model_code_path"):
+            pyfunc["model_code_path"] = os.path.basename(pyfunc["model_code_path"])
+        for artifact in (pyfunc.get("artifacts") or {}).values():
+            if isinstance(artifact, dict) and "path" in artifact:
+                artifact["uri"] = artifact["path"]
+        model.save(local)
+        client.log_model_artifact(info.model_id, local)
+
+
+def _register(client, model_name: str, info, run_id: str) -> str:
+    """A new version of ``model_name`` from the run's logged model; its number."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(model_name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    created = client.create_model_version(
+        model_name, source=info.model_uri, run_id=run_id, model_id=info.model_id
+    )
+    return str(created.version)
+
+
+def _fail_run(client, run_id: str, model_name: str, version, moved: dict) -> bool:
+    """Undo a failed run: aliases back, its version deleted, the run FAILED.
+
+    Each step is tried on its own (a full disk may stop some of them); returns
+    whether the run could be marked FAILED. A run that could not be is marked by
+    the next ``segml train`` / ``segml runs`` (its process is gone by then).
+    """
+    import mlflow
+
+    for alias, previous in moved.items():
+        try:
+            if previous is None:
+                client.delete_registered_model_alias(model_name, alias)
+            else:
+                client.set_registered_model_alias(model_name, alias, previous)
+        except Exception:  # noqa: BLE001, S110 - best effort while failing
+            pass
+    if version is not None:
+        try:
+            client.delete_model_version(model_name, version)
+        except Exception:  # noqa: BLE001, S110 - best effort while failing
+            pass
+    try:
+        mlflow.end_run(status="FAILED")
+        return True
+    except Exception:  # noqa: BLE001 - best effort while failing
+        return False
 
 
 def _experiment(client, name: str, tracking_uri: str):
@@ -372,13 +905,24 @@ def _experiment(client, name: str, tracking_uri: str):
     MLflow would otherwise put the artifacts of an embedded store in ``./mlruns`` of
     whatever folder the process runs in; next to the database they stay together.
     """
-    import mlflow
+    from mlflow.exceptions import MlflowException
 
     experiment = client.get_experiment_by_name(name)
-    if experiment is None and tracking_uri.startswith("sqlite:///"):
-        database = Path(tracking_uri.removeprefix("sqlite:///")).resolve()
-        client.create_experiment(name, artifact_location=(database.parent / "mlruns").as_uri())
-    return mlflow.set_experiment(name)
+    if experiment is None:
+        database = sqlite_path(tracking_uri)
+        location = (database.resolve().parent / "mlruns").as_uri() if database else None
+        try:
+            client.create_experiment(name, artifact_location=location)
+        except MlflowException as exc:  # created meanwhile by another run (a server)
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        experiment = client.get_experiment_by_name(name)
+    if experiment.lifecycle_stage == "deleted":
+        raise TrackingError(
+            f"The experiment {name!r} is deleted (in MLflow's trash): restore it "
+            "(mlflow experiments restore) or choose another run.experiment_name."
+        )
+    return experiment
 
 
 def _segml_version() -> str:

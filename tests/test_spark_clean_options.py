@@ -1,0 +1,139 @@
+"""The Spark cleaner decides decimal signs, day/month order and currency per column as the loader.
+
+Small hand-made files, one local Spark session (shared with ``test_spark.py`` when
+both run). Each file is cleaned by :func:`segml.load_transactions` and by
+:func:`segml.spark.clean_transactions`; rows, counts, warnings and the resolved
+settings must be the same.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("pyspark", reason='the Spark path needs the extra: pip install -e ".[spark]"')
+
+from pyspark.sql import SparkSession  # noqa: E402
+
+import segml  # noqa: E402
+import segml.spark as ss  # noqa: E402
+from tests.test_spark import _quiet, assert_cleaned_like_the_loader  # noqa: E402
+
+NAMES = dict(customer_id="cust", timestamp="date", amount="value")
+
+
+@pytest.fixture(scope="module")
+def spark():
+    """The running local session (test_spark.py's), else one of the same settings."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        yield active
+        return
+    previous = os.environ.get("PYSPARK_PYTHON")
+    os.environ["PYSPARK_PYTHON"] = sys.executable  # workers need this interpreter
+    try:
+        session = _quiet(
+            SparkSession.builder.master("local[2]")
+            .appName("segml tests")
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.driver.bindAddress", "127.0.0.1")
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.shuffle.partitions", "4")
+            .config("spark.sql.session.timeZone", "UTC")
+            .getOrCreate
+        )
+    finally:
+        if previous is None:
+            del os.environ["PYSPARK_PYTHON"]
+        else:
+            os.environ["PYSPARK_PYTHON"] = previous
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+def _both(spark, path: Path, sep: str = ",", **options):
+    expected, report = segml.load_transactions(path, **NAMES, **options)
+    raw = spark.read.csv(str(path), header=True, escape='"', sep=sep)
+    clean, spark_report = ss.clean_transactions(raw, **NAMES, **options, source=str(path))
+    assert_cleaned_like_the_loader(clean, spark_report, expected, report)
+    assert spark_report.currencies == report.currencies
+    assert spark_report.flagged == report.flagged
+    assert spark_report.warnings == report.warnings
+    for key in ("decimal", "dayfirst", "currency"):
+        assert spark_report.settings[key] == report.settings[key], key
+    return expected, report
+
+
+def test_european_amounts_and_day_first_dates_are_read_as_the_loader(spark, tmp_path):
+    path = tmp_path / "eu.csv"
+    pd.DataFrame(
+        {
+            "cust": ["a", "a", "b", "c", "d"],
+            "date": ["13/01/1997", "05/02/1997", "14/01/1997", "2300-01-01", "02/03/1997"],
+            "value": ["1.234,50 €", "12,50 €", "3", "1.250", "7 €"],
+        }
+    ).to_csv(path, index=False, sep=";")
+    clean, report = _both(spark, path, sep=";")
+    # Read a second time on Spark: the batches first read a point and month-first.
+    assert clean["amount"].tolist() == [1234.5, 12.5, 3.0, 7.0]
+    assert clean["timestamp"].dt.strftime("%Y-%m-%d").tolist() == [
+        "1997-01-13",
+        "1997-02-05",
+        "1997-01-14",
+        "1997-03-02",
+    ]
+    assert report.dropped == {"out_of_range_timestamp": 1}
+    assert (report.settings["decimal"], report.settings["dayfirst"]) == (",", True)
+    assert report.currencies == {"EUR": 3}
+    _, report = _both(spark, path, sep=";", dayfirst=False)
+    assert report.dropped == {"contradicts_dayfirst": 2, "out_of_range_timestamp": 1}
+
+
+def test_ambiguous_values_are_flagged_and_warned_as_the_loader(spark, tmp_path):
+    path = tmp_path / "ambiguous.csv"
+    pd.DataFrame(
+        {
+            "cust": ["a", "b", "c"],
+            "date": ["05/01/1997", "2024-01-01", "06/01/1997"],
+            "value": ["1,250", "12", "3"],
+        }
+    ).to_csv(path, index=False)
+    clean, report = _both(spark, path)
+    assert clean["amount"].tolist() == [1250.0, 12.0, 3.0]
+    assert report.flagged == {"ambiguous_amount": 1} and len(report.warnings) == 2
+
+
+def test_mixed_columns_and_pandas_only_options_are_refused(spark, tmp_path):
+    path = tmp_path / "mixed.csv"
+    pd.DataFrame(
+        {
+            "cust": ["a", "b", "c"],
+            "date": ["13/01/1997", "01/13/1997", "2024-01-01"],
+            "value": ["5 USD", "1", "3 EUR"],
+        }
+    ).to_csv(path, index=False)
+    raw = spark.read.csv(str(path), header=True)
+    with pytest.raises(
+        segml.TransactionsError,
+        match=r"mixes day-first dates \(1 row\(s\), e.g. row 1: '13/01/1997'\) and month-first "
+        r"dates \(1 row\(s\), e.g. row 2: '01/13/1997'\)",
+    ):
+        ss.clean_transactions(raw, **NAMES)
+    with pytest.raises(
+        segml.TransactionsError,
+        match=r"holds amounts in 2 currencies: EUR \(1 row\(s\), e.g. row 3: '3 EUR'\); "
+        r"USD \(1 row\(s\), e.g. row 1: '5 USD'\)",
+    ):
+        ss.clean_transactions(raw, **NAMES, dayfirst=True)
+    for option, flag in (("currency", "--currency"), ("order_id", "--order-id")):
+        with pytest.raises(
+            segml.TransactionsError,
+            match=rf"does not implement {option}= \({flag}\); clean this log with the pandas",
+        ):
+            ss.clean_transactions(raw, **NAMES, **{option: "x"})
