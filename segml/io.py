@@ -37,6 +37,7 @@ Examples
 
 from __future__ import annotations
 
+import codecs
 import csv
 import errno
 import gzip
@@ -60,6 +61,7 @@ __all__ = [
     "atomic_outputs",
     "atomic_write_bytes",
     "read_table",
+    "text_options",
     "write_table",
 ]
 
@@ -243,29 +245,129 @@ def _sheet_names(path: Path) -> list[str]:
         book.close()
 
 
+def text_options(
+    path: str | os.PathLike,
+    *,
+    sep: str | None = None,
+    encoding: str | None = None,
+    whole_file: bool = False,
+) -> dict[str, Any]:
+    """How to read a file: its format and, for text, the separator and the encoding.
+
+    The decisions :func:`read_table` takes, for readers that read the file themselves
+    (Spark's CSV reader in :mod:`segml.spark`), so every engine reads a file alike.
+
+    Parameters
+    ----------
+    path : str or path
+        A file of one of the :data:`FORMATS`.
+    sep : str, optional
+        Field separator; by default ``"\\t"`` for ``.tsv``, else sniffed from the first
+        lines among comma, semicolon, tab and runs of spaces (``r"\\s+"``).
+    encoding : str, optional
+        Text encoding; by default ``"utf-8"`` (a byte-order mark is not part of the
+        first column's name) when the first 64 KiB are valid UTF-8, else ``"cp1252"``
+        with a warning naming the option.
+    whole_file : bool, default False
+        Check the whole file (not only its first 64 KiB) is valid UTF-8 before
+        choosing it, for readers that cannot switch encoding mid-way (Spark's would
+        turn the invalid bytes into U+FFFD silently). One pass over the file.
+
+    Returns
+    -------
+    dict
+        ``format`` (``"csv"``, ``"csv.gz"``, ``"tsv"``, ``"txt"``, ``"xlsx"`` or
+        ``"parquet"``), ``sep`` and ``encoding`` (None for Excel and Parquet),
+        ``warnings`` (a list of str).
+
+    Raises
+    ------
+    ReadError
+        An unknown format, or an empty text file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> path = Path(tempfile.mkdtemp()) / "orders.csv"
+    >>> _ = path.write_bytes("client;city\\n1;K\xf6ln\\n".encode("cp1252"))
+    >>> options = text_options(path)
+    >>> options["format"], options["sep"], options["encoding"]
+    ('csv', ';', 'cp1252')
+    >>> options["warnings"][0][:42]
+    'orders.csv is not valid UTF-8; it was read'
+    """
+    path = Path(path)
+    kind = _format_of(path)
+    options: dict[str, Any] = {"format": kind, "sep": None, "encoding": None, "warnings": []}
+    if kind in {"parquet", "xlsx"}:
+        return options
+    compressed = kind == "csv.gz"
+    head = _head_bytes(path, compressed)
+    if not head.strip():
+        raise ReadError(
+            f"{path} is empty (0 bytes or no header); expected a header row and transactions."
+        )
+    if encoding is None:
+        utf8 = _decodes(head, "utf-8")
+        if utf8 and whole_file and len(head) >= _SNIFF_BYTES:
+            utf8 = _utf8_throughout(path, compressed)
+        chosen = "utf-8" if utf8 else "cp1252"
+        if not utf8:
+            options["warnings"].append(_cp1252_warning(path))
+    else:
+        chosen = "utf-8" if _is_utf8(encoding) else encoding
+    if sep is None:
+        python_codec = "utf-8-sig" if chosen == "utf-8" else chosen
+        sep = (
+            "\t" if kind == "tsv" else _sniff_separator(head.decode(python_codec, errors="replace"))
+        )
+    options["sep"] = sep
+    options["encoding"] = chosen
+    return options
+
+
+def _is_utf8(encoding: str) -> bool:
+    return encoding.lower().replace("_", "-") in {"utf-8", "utf8", "utf-8-sig"}
+
+
+def _utf8_throughout(path: Path, compressed: bool) -> bool:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    opener = gzip.open if compressed else open
+    with opener(path, "rb") as handle:
+        try:
+            while chunk := handle.read(1 << 20):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
+def _cp1252_warning(path: Path) -> str:
+    return (
+        f"{path.name} is not valid UTF-8; it was read as Windows-1252 (cp1252). If its "
+        "text looks wrong, pass the right encoding with encoding= (--encoding), "
+        "e.g. encoding='latin-1'."
+    )
+
+
 def _read_text(
     path: Path, kind: str, sep: str | None, encoding: str | None, info: dict[str, Any]
 ) -> pd.DataFrame:
-    head = _head_bytes(path, compressed=kind == "csv.gz")
-    if not head.strip():
-        raise pd.errors.EmptyDataError
-    if encoding is None:
-        chosen = "utf-8-sig" if _decodes(head, "utf-8") else "cp1252"
-    else:
-        # "utf-8" as asked, but a byte-order mark is not part of the first column's name.
-        chosen = (
-            "utf-8-sig" if encoding.lower().replace("_", "-") in {"utf-8", "utf8"} else encoding
-        )
-    if sep is None:
-        sep = "\t" if kind == "tsv" else _sniff_separator(head.decode(chosen, errors="replace"))
-    options = dict(dtype=str, keep_default_na=False, na_values=[""], sep=sep)
+    decided = text_options(path, sep=sep, encoding=encoding)  # ReadError when empty
+    chosen = decided["encoding"]
+    warnings = list(decided["warnings"])
+    # "utf-8" as decided, but a byte-order mark is not part of the first column's name.
+    options = dict(dtype=str, keep_default_na=False, na_values=[""], sep=decided["sep"])
     try:
         try:
-            frame = pd.read_csv(path, encoding=chosen, **options)
+            frame = pd.read_csv(path, encoding=_python_codec(chosen), **options)
         except UnicodeDecodeError:
             if encoding is not None or chosen == "cp1252":
                 raise
             chosen = "cp1252"  # the invalid byte came after the sniffed head
+            warnings.append(_cp1252_warning(path))
             frame = pd.read_csv(path, encoding=chosen, **options)
     except UnicodeDecodeError as exc:
         raise ReadError(
@@ -273,15 +375,14 @@ def _read_text(
             f"{exc.start}); pass the file's encoding with encoding= (--encoding), e.g. "
             "encoding='latin-1'."
         ) from None
-    if encoding is None and chosen == "cp1252":
-        info["warnings"].append(
-            f"{path.name} is not valid UTF-8; it was read as Windows-1252 (cp1252). If its "
-            "text looks wrong, pass the right encoding with encoding= (--encoding), "
-            "e.g. encoding='latin-1'."
-        )
-    info["sep"] = sep
-    info["encoding"] = "utf-8" if chosen == "utf-8-sig" else chosen
+    info["warnings"].extend(warnings)
+    info["sep"] = decided["sep"]
+    info["encoding"] = chosen
     return frame
+
+
+def _python_codec(encoding: str) -> str:
+    return "utf-8-sig" if _is_utf8(encoding) else encoding
 
 
 # --- writing ------------------------------------------------------------------------

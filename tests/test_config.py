@@ -201,3 +201,22 @@ def test_segml_train_refuses_a_bad_config_in_one_line_before_fitting(
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(message), result.output
     assert list(tmp_path.iterdir()) == [tmp_path / "run.yaml"]  # no store, nothing fitted
+
+
+def test_scorecard_and_actions_configs_refuse_aliases_too(tmp_path):
+    # A run config names these files (run.scorecard_config, run.actions_config); they
+    # are read by the same alias-refusing reader, so a bomb there is refused as well.
+    from segml.models import TierConfigError, TierScorecard
+    from segml.scoring import SegmentMapError, load_actions
+
+    bomb = "a: &a [lol, lol]\nb: [*a, *a]\n"
+    scorecard = tmp_path / "scorecard.yaml"
+    scorecard.write_text(bomb)
+    with pytest.raises(TierConfigError, match=r"anchors and aliases"):
+        TierScorecard.from_yaml(scorecard)
+    actions = tmp_path / "actions.yaml"
+    actions.write_text(bomb)
+    with pytest.raises(SegmentMapError, match=r"anchors and aliases"):
+        load_actions(actions)
+    with pytest.raises(SegmentMapError, match=r"No actions config at"):
+        load_actions(tmp_path / "missing.yaml")

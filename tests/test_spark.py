@@ -447,8 +447,10 @@ def test_read_transactions_reads_every_format_the_loader_reads(spark, tmp_path):
     for name in ("log.tsv", "log.csv.gz"):
         rows = ss.read_transactions(spark, tmp_path / name).collect()
         assert [tuple(row) for row in rows] == expected
-    with pytest.raises(ss.SparkInputError, match=r"use \.csv, \.csv\.gz, \.tsv or \.parquet"):
-        ss.read_transactions(spark, tmp_path / "log.xlsx")
+    with pytest.raises(
+        ss.SparkInputError, match=r"use \.csv, \.csv\.gz, \.tsv, \.txt, \.xlsx or \.parquet"
+    ):
+        ss.read_transactions(spark, tmp_path / "log.json")
 
 
 @pytest.mark.parametrize("as_of", ["not a date", None])

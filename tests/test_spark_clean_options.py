@@ -137,3 +137,106 @@ def test_mixed_columns_and_pandas_only_options_are_refused(spark, tmp_path):
             match=rf"does not implement {option}= \({flag}\); clean this log with the pandas",
         ):
             ss.clean_transactions(raw, **NAMES, **{option: "x"})
+
+
+# --- reading: Spark takes its reading decisions from segml.io -------------------------
+
+
+def _read_both(spark, path: Path, **read):
+    """The loader's result vs Spark's reading (score_file's) then cleaning."""
+    from segml.spark._score import _add_read_info, _read_raw
+
+    expected, report = segml.load_transactions(path, **NAMES, **read)
+    raw, info = _read_raw(spark, path, **read)
+    clean, spark_report = ss.clean_transactions(raw, **NAMES, source=str(path))
+    _add_read_info(spark_report, info)
+    assert_cleaned_like_the_loader(clean, spark_report, expected, report)
+    assert spark_report.warnings == report.warnings
+    for key in ("sep", "encoding", "sheet_name"):
+        assert spark_report.settings[key] == report.settings[key], key
+    return expected, report
+
+
+LOG = pd.DataFrame(
+    {
+        "cust": ["0042", "Jürgen", "Zoë", "0042"],
+        "date": ["1997-01-13", "1997-02-05", "1997-01-14", "1997-03-02"],
+        "value": ["12.50", "3", "1250.75", "7"],
+    }
+)
+
+
+def test_a_semicolon_file_with_a_byte_order_mark_is_read_as_the_loader(spark, tmp_path):
+    path = tmp_path / "orders.csv"
+    LOG.to_csv(path, index=False, sep=";", encoding="utf-8-sig")
+    clean, report = _read_both(spark, path)
+    assert (report.settings["sep"], report.settings["encoding"]) == (";", "utf-8")
+    assert clean["customer_id"].tolist() == ["0042", "Jürgen", "Zoë", "0042"]
+    assert clean["amount"].tolist() == [12.5, 3.0, 1250.75, 7.0]
+    assert report.warnings == []
+    rows = ss.read_transactions(spark, path, **NAMES).collect()
+    assert [(r.customer_id, r.amount) for r in rows] == list(
+        zip(clean.customer_id, clean.amount, strict=True)
+    )
+
+
+def test_a_windows_1252_file_is_read_as_the_loader_with_its_warning(spark, tmp_path):
+    path = tmp_path / "orders.csv"
+    # "€" and "Œ" are bytes 0x80 and 0x8C in cp1252, control characters in Latin-1.
+    log = LOG.assign(cust=LOG["cust"].replace({"0042": "€Œ"}))
+    log.to_csv(path, index=False, encoding="cp1252")
+    clean, report = _read_both(spark, path)
+    assert clean["customer_id"].tolist() == ["€Œ", "Jürgen", "Zoë", "€Œ"]
+    assert report.settings["encoding"] == "cp1252"
+    assert report.warnings == [
+        "orders.csv is not valid UTF-8; it was read as Windows-1252 (cp1252). If its text "
+        "looks wrong, pass the right encoding with encoding= (--encoding), e.g. "
+        "encoding='latin-1'."
+    ]
+    # Given, the encoding is no warning; Python's name reaches Spark as Java's.
+    _, report = _read_both(spark, path, encoding="latin-1")
+    assert (report.settings["encoding"], report.warnings) == ("latin-1", [])
+    # An encoding Spark's reader does not take is read on the driver (0x8C is "Ś").
+    clean, report = _read_both(spark, path, encoding="cp1250")
+    assert clean["customer_id"].tolist() == ["€Ś", "Jürgen", "Zoë", "€Ś"]
+
+
+def test_a_non_utf8_byte_after_the_sniffed_head_is_not_read_as_utf8(spark, tmp_path):
+    """pandas falls back to cp1252 mid-file; Spark checks the whole file first."""
+    path = tmp_path / "long.csv"
+    filler = pd.DataFrame({"cust": ["a"] * 5000, "date": "1997-01-01", "value": "1"})
+    pd.concat([filler, LOG]).to_csv(path, index=False, encoding="cp1252")
+    assert path.stat().st_size > 64 * 1024
+    clean, report = _read_both(spark, path)
+    assert report.settings["encoding"] == "cp1252" and len(report.warnings) == 1
+    assert {"Jürgen", "Zoë"} <= set(clean["customer_id"])
+
+
+def test_a_text_file_separated_by_runs_of_spaces_is_read_on_the_driver(spark, tmp_path):
+    path = tmp_path / "cdnow_like.txt"
+    lines = ["cust        date   value"] + [
+        f"{c:>6}  {d}  {v:>8}" for c, d, v in LOG.itertuples(index=False) if c.isascii()
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    clean, report = _read_both(spark, path)
+    assert report.settings["sep"] == r"\s+"
+    assert clean["customer_id"].tolist() == ["0042", "0042"]  # leading zeros kept
+    assert clean["amount"].tolist() == [12.5, 7.0]
+
+
+def test_an_excel_sheet_is_read_as_the_loader(spark, tmp_path):
+    path = tmp_path / "orders.xlsx"
+    with pd.ExcelWriter(path) as writer:
+        pd.DataFrame({"x": [1]}).to_excel(writer, sheet_name="notes", index=False)
+        LOG.assign(value=[12.5, 3, 1250.75, None]).to_excel(
+            writer, sheet_name="orders", index=False
+        )
+    clean, report = _read_both(spark, path, sheet_name="orders")
+    assert clean["amount"].tolist() == [12.5, 3.0, 1250.75]
+    assert report.dropped == {"missing_amount": 1}
+    rows = ss.read_transactions(spark, path, sheet_name=1, **NAMES).collect()
+    assert [r.amount for r in rows][:3] == [12.5, 3.0, 1250.75] and rows[3].amount is None
+    with pytest.raises(ss.SparkInputError, match=r"has no sheet 'x'; pass sheet_name="):
+        ss.read_transactions(spark, path, sheet_name="x", **NAMES)
+    with pytest.raises(ss.SparkInputError, match=r"use \.csv, \.csv\.gz, \.tsv, \.txt, \.xlsx"):
+        ss.read_transactions(spark, tmp_path / "orders.json", **NAMES)

@@ -254,15 +254,17 @@ def assign_bands(values: np.ndarray, bands: Sequence[Band]) -> np.ndarray:
 
 def load_yaml_config(path, allowed: Sequence[str], what: str) -> dict[str, Any]:
     """Read a YAML mapping whose keys must be among ``allowed`` (constructor parameters)."""
-    import yaml
+    # The one safe YAML reader of configs: no Python objects, anchors or aliases (a
+    # 1 KB alias bomb would otherwise expand to gigabytes).
+    from segml._config import ConfigError, load_yaml
 
     path = Path(path)
+    if not path.is_file():
+        raise TierConfigError(f"No {what} config at {path}.")
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TierConfigError(f"No {what} config at {path}.") from None
-    except yaml.YAMLError as exc:
-        raise TierConfigError(f"{path} is not valid YAML: {exc}") from None
+        document = load_yaml(path)
+    except ConfigError as exc:
+        raise TierConfigError(str(exc)) from None
     if not isinstance(document, Mapping):
         raise TierConfigError(f"{path} must hold a mapping of {what} parameters {list(allowed)}.")
     unknown = sorted(set(document) - set(allowed))

@@ -312,12 +312,15 @@ def load_actions(path) -> dict[str, Any]:
     >>> load_actions(path)["levels"]["at_risk"]
     'Win-back contact.'
     """
-    import yaml
+    # The one safe YAML reader of configs: no Python objects, anchors or aliases.
+    from segml._config import ConfigError, load_yaml
 
+    if not Path(path).is_file():
+        raise SegmentMapError(f"No actions config at {path}.")
     try:
-        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SegmentMapError(f"No actions config at {path}.") from None
+        document = load_yaml(path)
+    except ConfigError as exc:
+        raise SegmentMapError(str(exc)) from None
     return check_actions(document or {}, where=str(path))
 
 

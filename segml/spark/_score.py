@@ -31,6 +31,7 @@ and a different column order would silently give wrong scores.
 from __future__ import annotations
 
 import atexit
+import codecs
 import os
 import shutil
 import sys
@@ -41,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import pandas as pd
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -54,7 +56,7 @@ from segml.spark._features import (
     customer_features,
     windows_of,
 )
-from segml.transactions import DataQualityReport
+from segml.transactions import DataQualityReport, TransactionsError
 
 __all__ = [
     "OUTPUT_SCHEMA",
@@ -387,15 +389,6 @@ def _parallelism(spark: SparkSession) -> int:
 
 
 _FORMATS = {".parquet": "parquet", ".csv": "csv"}
-# Inputs also come as the loader reads them: .csv.gz, .tsv, .txt, .pq.
-_INPUT_FORMATS = {
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".csv": "csv",
-    ".txt": "csv",
-    ".tsv": "csv",
-    ".gz": "csv",
-}
 
 
 def _format_of(path: Path, what: str) -> str:
@@ -408,32 +401,136 @@ def _format_of(path: Path, what: str) -> str:
     return fmt
 
 
-def _read_raw(spark: SparkSession, path: str | os.PathLike) -> DataFrame:
-    """A CSV (every column as text, as the loader reads it) or Parquet file, unmapped."""
+def _read_raw(
+    spark: SparkSession,
+    path: str | os.PathLike,
+    *,
+    sep: str | None = None,
+    encoding: str | None = None,
+    sheet_name: str | int | None = None,
+) -> tuple[DataFrame, dict]:
+    """A transaction file as the loader reads it, unmapped; and how it was read.
+
+    The reading decisions are :func:`segml.io.text_options`' (those of
+    :func:`segml.io.read_table`): the separator (comma, semicolon, tab; ``.tsv`` tab)
+    and the encoding (UTF-8 with or without a byte-order mark, else Windows-1252 with
+    a warning) are sniffed unless given. Text files are read by Spark's CSV reader,
+    every column as text; Parquet files or folders by Spark's Parquet reader, with
+    their types. Two kinds of file Spark cannot read are read by
+    :func:`segml.io.read_table` on the driver and handed to Spark with
+    ``spark.createDataFrame``, so they must fit in the driver's memory: text
+    separated by runs of spaces (``r"\\s+"``, as lifetimes' ``CDNOW_master.txt``) and
+    ``.xlsx`` workbooks (first sheet unless ``sheet_name``), and text in an
+    encoding Spark's reader does not take (it takes UTF-8, UTF-16, UTF-32, ASCII
+    and ISO-8859-1; Windows-1252 is read as ISO-8859-1 and translated on Spark).
+
+    Returns the DataFrame and ``info``: ``source``, ``format``, ``sep``,
+    ``encoding``, ``sheet_name`` and ``warnings`` (a list of str, e.g. a file read
+    as Windows-1252), as :func:`segml.io.read_table` returns it.
+    """
+    from segml.io import ReadError, read_table, text_options
+
     path = Path(path)
-    suffix = path.suffix.lower()
-    fmt = _INPUT_FORMATS.get(suffix)
-    if fmt is None or (suffix == ".gz" and not path.name.lower().endswith(".csv.gz")):
+    try:
+        decided = text_options(path, sep=sep, encoding=encoding, whole_file=True)
+    except ReadError as exc:
+        if "Cannot tell the format" not in str(exc):
+            raise SparkInputError(str(exc)) from None
         raise SparkInputError(
             f"Cannot tell the format of the transactions {str(path)!r} from its extension; "
-            "use .csv, .csv.gz, .tsv or .parquet."
-        )
-    if not path.exists():
+            "use .csv, .csv.gz, .tsv, .txt, .xlsx or .parquet (a file or a folder)."
+        ) from None
+    except IsADirectoryError:
+        raise SparkInputError(
+            f"{str(path)!r} is a folder; only Parquet datasets are read as folders."
+        ) from None
+    except FileNotFoundError:
+        decided = None
+    if decided is None or not path.exists():
         raise SparkInputError(f"The transactions file {str(path)!r} does not exist.")
+    info = {"source": str(path), "sheet_name": None, **decided}
     try:
-        if fmt == "csv":
-            # Text, empty fields missing, "" inside quotes a quote: as pandas.read_csv.
-            return spark.read.csv(
-                str(path),
-                header=True,
-                inferSchema=False,
-                sep="\t" if suffix == ".tsv" else ",",
-                escape='"',
-            )
-        return spark.read.parquet(str(path))
+        codec = codecs.lookup(decided["encoding"] or "utf-8").name
+    except LookupError:
+        raise SparkInputError(
+            f"Unknown encoding {decided['encoding']!r}; pass a codec name such as "
+            "'utf-8', 'cp1252' or 'latin-1'."
+        ) from None
+    on_driver = codec not in _SPARK_CHARSETS and codec != "cp1252"
+    if decided["format"] == "xlsx" or decided["sep"] == r"\s+" or on_driver:
+        try:
+            frame, info = read_table(path, sep=sep, encoding=encoding, sheet_name=sheet_name)
+        except ReadError as exc:
+            raise SparkInputError(str(exc)) from None
+        return _driver_frame(spark, frame), info
+    try:
+        if decided["format"] == "parquet":
+            return spark.read.parquet(str(path)), info
+        # Text, empty fields missing, "" inside quotes a quote: as pandas.read_csv.
+        frame = spark.read.csv(
+            str(path),
+            header=True,
+            inferSchema=False,
+            sep=decided["sep"],
+            encoding=_SPARK_CHARSETS.get(codec, "iso-8859-1"),
+            escape='"',
+        )
     except AnalysisException as exc:
         _raise_if_nanoseconds(exc, path)
         raise
+    if codec == "cp1252":
+        frame = _latin1_as_cp1252(frame)
+    first = frame.columns[0] if frame.columns else ""
+    if first.startswith("\ufeff"):  # a UTF-8 byte-order mark is not part of the name
+        frame = frame.withColumnRenamed(first, first[1:])
+    return frame, info
+
+
+# Spark's CSV reader takes only these charsets (Python's codec name: Spark's).
+_SPARK_CHARSETS = {
+    "utf-8": "utf-8",
+    "iso8859-1": "iso-8859-1",
+    "ascii": "us-ascii",
+    "utf-16": "utf-16",
+    "utf-16-be": "utf-16be",
+    "utf-16-le": "utf-16le",
+    "utf-32": "utf-32",
+}
+# Windows-1252 is ISO-8859-1 except bytes 0x80-0x9F, which Latin-1 reads as control
+# characters U+0080-U+009F: read as Latin-1 (one byte, one character), then translate
+# those into the characters cp1252 gives them (the 5 bytes it leaves undefined stay).
+_C1 = "".join(map(chr, range(0x80, 0xA0)))
+_CP1252_C1 = "".join(
+    c1 if cp == "\ufffd" else cp
+    for c1, cp in zip(_C1, bytes(range(0x80, 0xA0)).decode("cp1252", errors="replace"), strict=True)
+)
+
+
+def _latin1_as_cp1252(frame: DataFrame) -> DataFrame:
+    """A CSV read as ISO-8859-1, with text as Windows-1252 reads it (columns, names)."""
+    names = [name.translate(str.maketrans(_C1, _CP1252_C1)) for name in frame.columns]
+    return frame.select(
+        *[
+            F.translate(F.col(f"`{name}`"), _C1, _CP1252_C1).alias(new)
+            for name, new in zip(frame.columns, names, strict=True)
+        ]
+    )
+
+
+def _driver_frame(spark: SparkSession, frame: pd.DataFrame) -> DataFrame:
+    """A pandas frame read on the driver as a Spark DataFrame, types kept, NaN as null."""
+    spark_types = {"i": T.LongType(), "u": T.LongType(), "f": T.DoubleType()}
+    spark_types |= {"b": T.BooleanType(), "M": T.TimestampType()}
+    schema = T.StructType(
+        [
+            T.StructField(str(name), spark_types.get(dtype.kind, T.StringType()), True)
+            for name, dtype in frame.dtypes.items()
+        ]
+    )
+    text = [name for name, dtype in frame.dtypes.items() if dtype.kind not in spark_types]
+    values = frame.astype({name: "string" for name in text}).astype(object)
+    values = values.where(frame.notna(), None)
+    return spark.createDataFrame(values.to_numpy().tolist(), schema)
 
 
 def _raise_if_nanoseconds(exc: Exception, path) -> None:
@@ -454,21 +551,28 @@ def read_transactions(
     timestamp: str = "timestamp",
     amount: str = "amount",
     quantity: str | None = "quantity",
+    sep: str | None = None,
+    encoding: str | None = None,
+    sheet_name: str | int | None = None,
 ) -> DataFrame:
-    """Read a CSV or Parquet log with Spark and map its columns to segml's names.
+    """Read a transaction log with Spark and map its columns to segml's names.
 
-    The file is read as :func:`score_file` reads it: ``.csv``, ``.csv.gz``, ``.tsv``
-    and ``.txt`` as CSV, ``.parquet`` and ``.pq`` as Parquet. CSV columns are read
-    as text (ids keep their leading zeros), then ``amount`` and ``quantity`` become
-    doubles and ``timestamp`` a timestamp; values that do not parse become null,
-    which :func:`segml.spark.customer_features` reports. Parquet columns keep their
-    types. ``quantity`` is used when the file has that column. No row is cleaned or
-    dropped: :func:`score_file` reads the file unmapped and cleans it with
-    :func:`segml.spark.clean_transactions` instead.
+    The file is read as :func:`score_file` reads it, with the decisions of
+    :func:`segml.io.read_table`: ``.csv``, ``.csv.gz``, ``.tsv`` and ``.txt`` as
+    text (separator and encoding sniffed unless ``sep`` / ``encoding`` are given),
+    ``.parquet`` and ``.pq`` as Parquet; ``.xlsx`` (``sheet_name``) and text
+    separated by runs of spaces are read on the driver (files that fit its memory).
+    Text columns are read as text (ids keep their leading zeros), then ``amount``
+    and ``quantity`` become doubles and ``timestamp`` a timestamp; values that do not
+    parse become null, which :func:`segml.spark.customer_features` reports. Parquet
+    and Excel columns keep their types. ``quantity`` is used when the file has that
+    column. No row is cleaned or dropped: :func:`score_file` reads the file unmapped
+    and cleans it with :func:`segml.spark.clean_transactions` instead.
     """
     path = Path(path)
-    frame = _read_raw(spark, path)
-    is_csv = _INPUT_FORMATS[path.suffix.lower()] == "csv"
+    frame, info = _read_raw(spark, path, sep=sep, encoding=encoding, sheet_name=sheet_name)
+    # Text columns are parsed here; typed ones (Parquet, Excel) keep their types.
+    types = {} if info["format"] == "parquet" else dict(frame.dtypes)
     mapping = {customer_id: "customer_id", timestamp: "timestamp", amount: "amount"}
     missing = [name for name in mapping if name not in frame.columns]
     if missing:
@@ -481,17 +585,18 @@ def read_transactions(
         mapping[quantity] = "quantity"
     columns = [F.col(f"`{source}`").alias(target) for source, target in mapping.items()]
     frame = frame.select(*columns)
-    if is_csv:
-        frame = frame.select(
-            "customer_id",
-            F.try_to_timestamp(F.col("timestamp")).alias("timestamp"),
-            *[
-                F.expr(f"try_cast({name} AS DOUBLE)").alias(name)
-                for name in ("amount", "quantity")
-                if name in frame.columns
-            ],
-        )
-    return frame
+    texts = {target for source, target in mapping.items() if types.get(source) == "string"}
+    return frame.select(
+        "customer_id",
+        F.try_to_timestamp(F.col("timestamp")).alias("timestamp")
+        if "timestamp" in texts
+        else F.col("timestamp"),
+        *[
+            F.expr(f"try_cast({name} AS DOUBLE)").alias(name) if name in texts else F.col(name)
+            for name in ("amount", "quantity")
+            if name in frame.columns
+        ],
+    )
 
 
 @dataclass
@@ -537,6 +642,9 @@ def score_file(
     zero_amounts: Literal["drop", "keep"] | None = None,
     drop_duplicates: bool | None = None,
     on_invalid: Literal["drop", "raise"] = "drop",
+    sep: str | None = None,
+    encoding: str | None = None,
+    sheet_name: str | int | None = None,
     tracking_uri: str | None = None,
     extra_columns: Mapping[str, str | int | float | None] | None = None,
     spark: SparkSession | None = None,
@@ -562,7 +670,7 @@ def score_file(
     ----------
     transactions_path : path-like
         A ``.csv`` (also ``.csv.gz``, ``.tsv``, ``.txt``; header row, every column
-        read as text) or a ``.parquet`` file or folder.
+        read as text), a ``.parquet`` file or folder, or an ``.xlsx`` workbook.
     model_uri : str
         ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or a local model folder.
         An alias is resolved once, and that version scores.
@@ -583,6 +691,12 @@ def score_file(
         currency, ``dayfirst``, ``order_id``) is refused: score it with pandas.
     on_invalid : {"drop", "raise"}, default "drop"
         Unparseable values: drop and count them, or raise.
+    sep, encoding, sheet_name : optional
+        How to read the file, as :func:`segml.io.read_table` reads it (separator
+        and encoding sniffed by default; ``sheet_name`` for ``.xlsx``). Text
+        separated by runs of spaces and ``.xlsx`` workbooks are read on the driver,
+        so they must fit in its memory. A file read as Windows-1252 is a warning in
+        the report, as in the pandas path.
     tracking_uri : str, optional
         MLflow tracking URI that resolves ``models:/`` URIs; default the current one.
         Restored afterwards.
@@ -686,10 +800,18 @@ def score_file(
     try:
         # Holds Spark's copy of the model until the job has written its output.
         workdir = tempfile.TemporaryDirectory(prefix="segml-spark-model-")
-        raw = _read_raw(spark, transactions_path)
-        labelled, clean, report = _clean(
-            raw, **options, on_invalid=on_invalid, source=str(transactions_path)
+        raw, read_info = _read_raw(
+            spark, transactions_path, sep=sep, encoding=encoding, sheet_name=sheet_name
         )
+        try:
+            labelled, clean, report = _clean(
+                raw, **options, on_invalid=on_invalid, source=str(transactions_path)
+            )
+        except TransactionsError as exc:
+            if exc.report is not None:
+                _add_read_info(exc.report, read_info)
+            raise
+        _add_read_info(report, read_info)
         lap("load and validate transactions")
         # The mapped quantity column, numeric; other columns are not read.
         selected = [F.col("customer_id"), F.col("timestamp"), F.col("amount")]
@@ -722,6 +844,12 @@ def score_file(
         seconds=seconds,
         **{name: metadata[name] for name in METADATA_COLUMNS},
     )
+
+
+def _add_read_info(report: DataQualityReport, info: Mapping[str, object]) -> None:
+    """The reading in the report, as :func:`segml.load_transactions` puts it there."""
+    report.warnings[:0] = info["warnings"]  # the loader lists them first
+    report.settings.update({key: info[key] for key in ("sep", "encoding", "sheet_name")})
 
 
 # The loader settings Spark's cleaning applies, with segml's defaults; and the values of
