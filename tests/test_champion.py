@@ -163,6 +163,16 @@ def test_compare_gives_a_verdict_and_logs_to_the_candidate_run(store, comparison
     local = client.download_artifacts(run.info.run_id, "comparison/summary.json", store["folder"])
     summary = json.loads(Path(local).read_text())
     assert summary["verdict"] == comparison.verdict and summary["passed"] is True
+    # The candidate's tier report with the migration from the champion, beside it.
+    assert "comparison/report.html" in names
+    page = Path(
+        client.download_artifacts(run.info.run_id, "comparison/report.html", store["folder"])
+    ).read_text()
+    assert "candidate against champion" in page
+    moved = comparison.migration["tier"]
+    total = int(moved.to_numpy().sum())
+    assert f"{total:,}" in page or str(total) in page
+    assert "igration" in page  # the migration section
 
 
 def test_compare_command(store):

@@ -37,6 +37,7 @@ from sklearn.base import clone
 
 from segml.features import calibration_holdout
 from segml.features._churn import churn_features, churn_labels
+from segml.models._churn_baseline import BaselineChurnModel
 from segml.models._churn_evaluation import churn_baselines, evaluate_churn
 from segml.models._clv_metrics import holdout_metrics
 from segml.models.churn import RISK_BANDS, ChurnModel
@@ -155,10 +156,20 @@ class CustomerScorer:
         or :meth:`predict`; saved with the model so that batch scoring
         (:func:`segml.batch.score_transactions`, ``segml score``) cleans a log the
         way training did. JSON values only.
+    churn_fallback : bool, default True
+        When the churn classifier ranks the time-split test worse than the best
+        free baseline (ROC AUC), deploy that baseline instead, calibrated by Platt
+        scaling (:class:`~segml.models._churn_baseline.BaselineChurnModel`): a model
+        that loses to ``-expected_purchases`` should not score customers.
+        ``churn_source_`` says which was deployed and why.
 
     Attributes
     ----------
     clv_, segments_, scorecard_, churn_ : fitted models
+        ``churn_`` is a :class:`~segml.models.churn.ChurnModel`, or the calibrated
+        baseline when the classifier lost to it (``churn_fallback``).
+    churn_source_ : str
+        ``"churn classifier"``, or the calibrated baseline with both ROC AUCs.
     segment_map_ : SegmentMap
         Names, definitions, sizes, profiles and actions of segments and tiers.
     evaluation_ : dict
@@ -199,6 +210,7 @@ class CustomerScorer:
         clv_holdout_days: int = 180,
         windows_days: Sequence[int] = (90,),
         cleaning: dict[str, Any] | None = None,
+        churn_fallback: bool = True,
     ):
         self.clv = clv
         self.segments = segments
@@ -209,6 +221,7 @@ class CustomerScorer:
         self.clv_holdout_days = clv_holdout_days
         self.windows_days = windows_days
         self.cleaning = cleaning
+        self.churn_fallback = churn_fallback
 
     # ------------------------------------------------------------------ fitting
     def fit(
@@ -309,7 +322,24 @@ class CustomerScorer:
             metrics = evaluate_churn(y_test, scores)
             if diagnostics:
                 self.diagnostics_.update(churn_labels=y_test, churn_scores=scores)
-            deployed = clone(template).fit(X_test, y_test)
+            baselines = metrics.drop(index="model")["roc_auc"]
+            if self.churn_fallback and metrics.loc["model", "roc_auc"] < baselines.max():
+                # The classifier ranks worse than a free baseline: deploy the baseline,
+                # calibrated to a probability on the same (latest) cutoff.
+                best = str(baselines.idxmax())
+                deployed = BaselineChurnModel(
+                    baseline=best,
+                    high_risk_threshold=template.high_risk_threshold,
+                    medium_risk_threshold=template.medium_risk_threshold,
+                ).fit(X_test, y_test)
+                self.churn_source_ = (
+                    f"calibrated baseline {best!r}: the churn classifier's time-split ROC AUC "
+                    f"{metrics.loc['model', 'roc_auc']:.4f} is below the baseline's "
+                    f"{baselines.max():.4f}, so the baseline scores churn"
+                )
+            else:
+                deployed = clone(template).fit(X_test, y_test)
+                self.churn_source_ = "churn classifier"
             return deployed, metrics
 
         self.churn_, churn_metrics = timed(
@@ -560,7 +590,9 @@ class CustomerScorer:
         cleaning = _cleaning_document(self.cleaning)  # refused before anything is written
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        self.churn_.save(folder / "churn")
+        baseline = isinstance(self.churn_, BaselineChurnModel)
+        if not baseline:
+            self.churn_.save(folder / "churn")
         churn_metrics = self.evaluation_["churn"]
         document = {
             "format": _FORMAT,
@@ -573,7 +605,11 @@ class CustomerScorer:
                 "windows_days": [int(w) for w in self.windows_days],
                 "actions": self.actions,
                 "cleaning": cleaning,
+                "churn_fallback": bool(self.churn_fallback),
             },
+            # The calibrated baseline is two numbers: kept here, no churn/ folder.
+            **({"churn_baseline": self.churn_.to_dict()} if baseline else {}),
+            "churn_source": getattr(self, "churn_source_", "churn classifier"),
             "feature_columns": self.feature_columns_,
             "clv": self.clv_.to_dict(),
             "segments": self.segments_.to_dict(),
@@ -626,12 +662,17 @@ class CustomerScorer:
             churn_horizon_days=settings["churn_horizon_days"],
             clv_holdout_days=settings["clv_holdout_days"],
             windows_days=tuple(settings["windows_days"]),
+            churn_fallback=bool(settings.get("churn_fallback", True)),
         )
         scorer.clv_ = CLVModel.from_dict(document["clv"])
         scorer.segments_ = SegmentModel.from_dict(document["segments"])
         # from_dict also reads the bare {criteria, tiers, currency} of older scorers.
         scorer.scorecard_ = TierScorecard.from_dict(document["scorecard"])
-        scorer.churn_ = ChurnModel.load(folder / "churn")
+        if "churn_baseline" in document:
+            scorer.churn_ = BaselineChurnModel.from_dict(document["churn_baseline"])
+        else:
+            scorer.churn_ = ChurnModel.load(folder / "churn")
+        scorer.churn_source_ = str(document.get("churn_source", "churn classifier"))
         scorer.segment_map_ = SegmentMap.from_dict(document["segment_map"])
         scorer.feature_columns_ = list(document["feature_columns"])
         scorer.as_of_ = document["as_of"]

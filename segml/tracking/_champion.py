@@ -495,11 +495,27 @@ def compare_models(
         notes=notes,
     )
     if log:
-        _log_comparison(comparison, uri)
+        from segml.reports._html import build_tier_report
+
+        # The candidate's tier report on today's customers, with the migration from
+        # the champion: logged beside the comparison (the run's own report.html stays
+        # the one of its training data).
+        candidate = loaded["candidate"].scorer
+        report_html = build_tier_report(
+            candidate,
+            features=customer_features(clean, as_of=day, windows_days=candidate.windows_days),
+            run_id=described["candidate"]["run_id"],
+            model_name=described["candidate"]["name"],
+            as_of=day.date().isoformat(),
+            gates=comparison.gates,
+            migration={"tier": migration["tier"], "segment": migration["segment_name"]},
+            title="Customer tier report: candidate against champion",
+        )
+        _log_comparison(comparison, uri, report_html=report_html)
     return comparison
 
 
-def _log_comparison(comparison: Comparison, uri: str) -> None:
+def _log_comparison(comparison: Comparison, uri: str, *, report_html: str | None = None) -> None:
     """Artifacts ``comparison/`` and ``compare.*`` metrics on the candidate's run."""
     run_id = comparison.candidate["run_id"]
     with mlflow_session(uri) as mlflow_uri:
@@ -517,6 +533,8 @@ def _log_comparison(comparison: Comparison, uri: str) -> None:
                 comparison.metrics.to_csv(folder / "metrics.csv", index_label="metric")
                 comparison.drift.to_csv(folder / "psi.csv", index=False)
                 comparison.gates.to_csv(folder / "gates.csv", index=False)
+                if report_html is not None:
+                    (folder / "report.html").write_text(report_html, encoding="utf-8")
                 for column in ("tier", "segment_name"):
                     comparison.migration[column].to_csv(folder / f"migration_{column}.csv")
                 client.log_artifacts(run_id, str(folder), "comparison")

@@ -483,6 +483,12 @@ def train(
     # applies the same settings).
     scorer.cleaning = report.settings
     concentration = _fit(scorer, clean, as_of, step, on_notice)
+    if getattr(scorer, "churn_source_", "churn classifier") != "churn classifier":
+        message = f"churn: {scorer.churn_source_}."
+        if on_notice is not None:
+            on_notice(message)
+        else:
+            step(message, 0.0)
     gate_settings, gates, decision = _judge(
         scorer, clean, config, promote=promote, allow_failed_gates=allow_failed_gates
     )
@@ -737,6 +743,9 @@ def _log_run(
         {
             "as_of": str(pd.Timestamp(as_of).date()),
             "data_digest": digest,
+            # Which churn score the model deploys: the classifier, or the calibrated
+            # baseline it lost to (CustomerScorer(churn_fallback=True)).
+            "churn.score_source": getattr(scorer, "churn_source_", "churn classifier")[:5000],
             "segml_version": _segml_version(),
             "clv.purchase_model": str(getattr(scorer.clv_, "purchase_model_", "bgnbd")),
             **({"git_commit": commit} if (commit := _git_commit()) else {}),
