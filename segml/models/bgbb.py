@@ -29,6 +29,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from segml.models._distinct import distinct_rows
+from segml.models._fitted_document import fitted_document, restore_fitted
 from segml.models._mle import minimize_log_params, numerical_hessian
 
 __all__ = ["BGBBInputError", "BGBBModel"]
@@ -304,46 +305,12 @@ class BGBBModel(BaseEstimator):
         2.783
         """
         check_is_fitted(self, "params_")
-        from segml.persistence import versions
-
-        return {
-            "format": _FORMAT,
-            "format_version": _FORMAT_VERSION,
-            "hyperparameters": self.get_params(),
-            "params": dict(self.params_),
-            "standard_errors": {
-                k: None if math.isnan(v) else v for k, v in self.standard_errors_.items()
-            },
-            "log_covariance": [
-                [None if math.isnan(v) else v for v in row] for row in self.log_covariance_.tolist()
-            ],
-            "log_likelihood": self.log_likelihood_,
-            "n_customers": self.n_customers_,
-            "versions": versions(),
-        }
+        return fitted_document(self, _FORMAT, _FORMAT_VERSION)
 
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> BGBBModel:
         """Rebuild a fitted model from :meth:`to_dict`'s output."""
-        from segml.persistence import PersistenceError, check_document
-
-        check_document(document, _FORMAT, _FORMAT_VERSION)
-        try:
-            model = cls(**document["hyperparameters"])
-            model.params_ = {k: float(document["params"][k]) for k in PARAM_NAMES}
-            model.standard_errors_ = {
-                k: math.nan if document["standard_errors"][k] is None else float(v)
-                for k, v in document["standard_errors"].items()
-            }
-            model.log_covariance_ = np.array(
-                [[math.nan if v is None else v for v in row] for row in document["log_covariance"]],
-                dtype=float,
-            )
-            model.log_likelihood_ = float(document["log_likelihood"])
-            model.n_customers_ = int(document["n_customers"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise PersistenceError(f"Saved {_FORMAT} is incomplete or damaged: {exc!r}.") from None
-        return model
+        return restore_fitted(cls, document, _FORMAT, _FORMAT_VERSION, PARAM_NAMES)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write :meth:`to_dict` as JSON to ``path`` (atomically)."""
