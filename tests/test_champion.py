@@ -214,7 +214,11 @@ def test_compare_command(store):
         ],
     )
     assert unknown.exit_code == 1
-    assert unknown.output.startswith(f"error: Cannot find models:/{NAME}@nobody in the registry")
+    # The batch scorer's message: it names the alias and lists those that exist.
+    assert " ".join(unknown.output.split()).startswith(
+        f"error: The registered model '{NAME}' has no alias 'nobody' (aliases: "
+        "@candidate -> version 2, @champion -> version 1; versions: 1, 2)."
+    )
 
 
 def test_promote_refuses_a_failed_gate_then_allows_the_override(store):

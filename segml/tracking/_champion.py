@@ -263,27 +263,21 @@ class Comparison:
         return out
 
 
-def _model_version(client, uri: str) -> tuple[str, str, Any]:
-    """(name, version, ModelVersion) of ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``."""
-    from mlflow.exceptions import MlflowException
+def _model_version(client, uri: str, shown_uri: str) -> tuple[str, str, Any]:
+    """(name, version, ModelVersion) of ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``.
+
+    Resolved as batch scoring resolves it, so a wrong name, alias or version gets the
+    same message, listing those that exist.
+    """
+    from segml.tracking._load import _resolve_registered
 
     if not uri.startswith("models:/"):
         raise TrackingError(
             f"{uri!r} is not a registry URI: compare needs models:/NAME@ALIAS or "
             "models:/NAME/VERSION (their training runs hold the metrics and gates)."
         )
-    path = uri[len("models:/") :]
-    try:
-        if "@" in path:
-            name, alias = path.split("@", 1)
-            version = client.get_model_version_by_alias(name, alias)
-        else:
-            name, number = path.rsplit("/", 1)
-            version = client.get_model_version(name, number)
-    except (MlflowException, ValueError) as exc:
-        message = exc.message if isinstance(exc, MlflowException) else str(exc)
-        raise TrackingError(f"Cannot find {uri} in the registry: {message}") from None
-    return name, str(version.version), version
+    name, number, _ = _resolve_registered(client, uri, shown_uri)
+    return name, number, client.get_model_version(name, number)
 
 
 def _run_gates(run, scorer, clean: pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -397,7 +391,7 @@ def compare_models(
             described = {}
             runs = {}
             for role, model_uri in (("candidate", candidate), ("champion", champion)):
-                name, version, mv = _model_version(client, model_uri)
+                name, version, mv = _model_version(client, model_uri, shown)
                 run = client.get_run(mv.run_id)
                 runs[role] = run
                 described[role] = {
