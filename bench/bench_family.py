@@ -26,6 +26,15 @@ first purchases over 12 weeks, daily resolution, 104 weeks observed (the last 26
 holdout that ``auto`` judges on), times in weeks. BG/BB: six yearly opportunities with
 FHS 2010's donation parameters.
 
+Duplication is realistic: recency and T are whole days (as ``rfm_summary`` gives them
+from a daily log), so a million customers have a few hundred thousand distinct
+(frequency, recency, T) rows and a few thousand distinct (frequency, T) pairs; segml
+computes on distinct rows and broadcasts, which lifetimes does not. The run prints
+these counts. Every figure is printed beside its target and the baseline measured in
+the same run; ``auto`` and the one BG/NBD fit it is compared with, and the
+predictions (except lifetimes' CLV, which takes tens of seconds), are each timed
+three times (best wall and CPU seconds): the machine may be shared.
+
 Run from the repository root::
 
     .venv/bin/python bench/bench_family.py                        # 1,000,000 customers
@@ -129,6 +138,15 @@ def _timed(call):
     return result, time.perf_counter() - start, time.process_time() - start_cpu
 
 
+def _best_of(call, n=3):
+    """``_timed`` repeated ``n`` times: the result and the best wall and CPU seconds."""
+    best_wall = best_cpu = float("inf")
+    for _ in range(n):
+        result, wall, cpu = _timed(call)
+        best_wall, best_cpu = min(best_wall, wall), min(best_cpu, cpu)
+    return result, best_wall, best_cpu
+
+
 def _lifetimes(call):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -168,7 +186,9 @@ def main() -> None:
     print(
         f"customers: {len(rfm):,} ({int((f > 0).sum()):,} repeat buyers, "
         f"{len(rfm[['frequency', 'recency', 'T']].drop_duplicates()):,} distinct "
-        f"(frequency, recency, T) rows); simulated in {seconds:.1f} s"
+        f"(frequency, recency, T) rows, {len(rfm[['frequency', 'T']].drop_duplicates()):,} "
+        f"distinct (frequency, T) pairs: recency and T in whole days, as in real logs); "
+        f"simulated in {seconds:.1f} s"
     )
     rows = []  # (what, segml s, lifetimes s, note)
     equal = []  # (what, max relative difference, tolerance)
@@ -253,8 +273,8 @@ def main() -> None:
     same = BGBBModel.from_dict(
         {**model.to_dict(), "params": {k: float(v) for k, v in fitter.params_.items()}}
     )
-    ours, seg_s, _ = _timed(lambda: same.expected_purchases(bgbb_data, 5))
-    theirs, lt_s, _ = _timed(
+    ours, seg_s, _ = _best_of(lambda: same.expected_purchases(bgbb_data, 5))
+    theirs, lt_s, _ = _best_of(
         lambda: fitter.conditional_expected_number_of_purchases_up_to_time(
             5, bgbb_data["frequency"], bgbb_data["recency"], bgbb_data["n_periods"]
         )
@@ -262,23 +282,34 @@ def main() -> None:
     rows.append(("BG/BB expected purchases", seg_s, lt_s, "next 5 opportunities"))
     equal.append(("BG/BB expected purchases", _max_rel(ours, theirs), 1e-9))
 
-    # auto vs one BG/NBD CLVModel fit.
-    _, bg_fit_s, _ = _timed(lambda: CLVModel(time_unit="W").fit(rfm))
-    auto, auto_s, _ = _timed(
-        lambda: CLVModel(time_unit="W", purchase_model="auto").fit(rfm, cal_holdout=cal)
-    )
+    # auto vs one BG/NBD CLVModel fit (+ Gamma-Gamma in both), best of three each.
+    bg_fit_s = bg_fit_cpu = auto_s = auto_cpu = float("inf")
+    for _ in range(3):
+        _, wall, cpu = _timed(lambda: CLVModel(time_unit="W").fit(rfm))
+        bg_fit_s, bg_fit_cpu = min(bg_fit_s, wall), min(bg_fit_cpu, cpu)
+        auto, wall, cpu = _timed(
+            lambda: CLVModel(time_unit="W", purchase_model="auto").fit(rfm, cal_holdout=cal)
+        )
+        auto_s, auto_cpu = min(auto_s, wall), min(auto_cpu, cpu)
 
-    print(f"\n{'':44s}{'segml':>10s}{'lifetimes':>12s}{'ratio':>9s}  note")
+    print(f"\n{'':44s}{'segml':>10s}{'lifetimes':>12s}{'ratio':>9s}{'target':>9s}{'':6s}  note")
     for what, ours_s, theirs_s, note in rows:
-        print(f"{what:44s}{ours_s:9.2f}s{theirs_s:11.2f}s{theirs_s / ours_s:8.1f}x  {note}")
+        target = 10 if what.startswith("fit") else 20
+        verdict = "met" if theirs_s / ours_s >= target else "MISSED"
+        print(
+            f"{what:44s}{ours_s:9.2f}s{theirs_s:11.2f}s{theirs_s / ours_s:8.1f}x"
+            f"{'>= ' + str(target) + 'x':>9s} {verdict:6s} {note}"
+        )
     print("\nsame numbers (max relative difference):")
     for what, difference, tolerance in equal:
         verdict = "ok" if difference <= tolerance else "DIFFERENT"
         print(f"  {what:70s}{difference:9.1e}  (<= {tolerance:.0e}: {verdict})")
     print(
-        f"\nauto: CLVModel(purchase_model='auto').fit {auto_s:.2f} s vs one BG/NBD "
-        f"CLVModel.fit {bg_fit_s:.2f} s: {auto_s / bg_fit_s:.1f}x (target <= 3x: "
-        f"{'met' if auto_s <= 3 * bg_fit_s else 'MISSED'}); chose {auto.purchase_model_}"
+        f"\nauto: CLVModel(purchase_model='auto').fit {auto_s:.2f} s wall / {auto_cpu:.2f} s "
+        f"CPU vs one BG/NBD CLVModel.fit (the baseline) {bg_fit_s:.2f} s wall / "
+        f"{bg_fit_cpu:.2f} s CPU: {auto_s / bg_fit_s:.1f}x wall, {auto_cpu / bg_fit_cpu:.1f}x "
+        f"CPU (target <= 3x: {'met' if auto_s <= 3 * bg_fit_s else 'MISSED'}); "
+        f"chose {auto.purchase_model_}"
     )
     print(auto.model_selection_[["holdout_mae", "holdout_rmse", "bic"]].to_string())
     fits = [(w, o, t) for w, o, t, _ in rows if w.startswith("fit") and "subsample" not in w]
@@ -298,16 +329,17 @@ def _prediction_rows(name, module, lt_params, fitter, rfm, horizon, template, ro
     model.purchase_model_ = template.purchase_model
     model.purchase_params_ = dict(zip(module.PARAM_NAMES, lt_params, strict=True))
     f, r, T = rfm["frequency"], rfm["recency"], rfm["T"]
-    ours, seg_s, _ = _timed(lambda: model.expected_purchases(rfm, horizon=horizon))
-    theirs, lt_s, _ = _timed(
+    # Predictions take a fraction of a second: best of three on each side.
+    ours, seg_s, _ = _best_of(lambda: model.expected_purchases(rfm, horizon=horizon))
+    theirs, lt_s, _ = _best_of(
         lambda: _lifetimes(
             lambda: fitter.conditional_expected_number_of_purchases_up_to_time(horizon, f, r, T)
         )
     )
     rows.append((f"{name} expected purchases (12 months)", seg_s, lt_s, "all customers"))
     equal.append((f"{name} expected purchases", _max_rel(ours, theirs), 1e-9))
-    ours, seg_s, _ = _timed(lambda: model.p_alive(rfm))
-    theirs, lt_s, _ = _timed(
+    ours, seg_s, _ = _best_of(lambda: model.p_alive(rfm))
+    theirs, lt_s, _ = _best_of(
         lambda: _lifetimes(lambda: fitter.conditional_probability_alive(f, r, T))
     )
     rows.append((f"{name} P(alive)", seg_s, lt_s, "all customers"))
@@ -320,7 +352,7 @@ def _prediction_rows(name, module, lt_params, fitter, rfm, horizon, template, ro
     ggf = GammaGammaFitter()
     ggf.params_ = pd.Series(model.gamma_gamma_params_)
     fitter.predict = fitter.conditional_expected_number_of_purchases_up_to_time
-    ours, seg_s, _ = _timed(lambda: model.clv(rfm))
+    ours, seg_s, _ = _best_of(lambda: model.clv(rfm))
     theirs, lt_s, _ = _timed(
         lambda: _lifetimes(
             lambda: ggf.customer_lifetime_value(

@@ -259,20 +259,17 @@ def test_customers_without_repeat_purchase_are_not_presented_as_safe(cdnow_model
 # -------------------------------------------------------------------- uncertainty
 
 
-def test_clv_interval_is_seeded_and_brackets_the_estimate(cdnow_rfm):
-    model = CLVModel(time_unit="W", n_draws=100, random_state=3).fit(cdnow_rfm)
-    first = model.clv_interval(cdnow_rfm.iloc[:300])
-    second = model.clv_interval(cdnow_rfm.iloc[:300])
-    pd.testing.assert_frame_equal(first, second)
-    clv = model.clv(cdnow_rfm.iloc[:300])
-    assert (first["clv_lower"] <= first["clv_upper"]).all()
-    inside = (first["clv_lower"] <= clv) & (clv <= first["clv_upper"])
-    assert inside.mean() > 0.95
-    # A wider level gives a wider band.
-    wide = model.clv_interval(cdnow_rfm.iloc[:300], level=0.99)
-    assert (
-        (wide["clv_upper"] - wide["clv_lower"]) >= (first["clv_upper"] - first["clv_lower"])
-    ).all()
+def test_documents_with_the_retired_interval_settings_still_load(cdnow_model, cdnow_rfm):
+    # CLVModel.clv_interval (parameter uncertainty only) is retired in favour of
+    # segml.models._predictive.clv_predictive_interval (process + parameter
+    # uncertainty); models saved with its settings load and predict as before.
+    assert not hasattr(cdnow_model, "clv_interval")
+    assert {"interval_level", "n_draws", "random_state"}.isdisjoint(cdnow_model.get_params())
+    document = cdnow_model.to_dict()
+    document["hyperparameters"].update(interval_level=0.9, n_draws=200, random_state=3)
+    loaded = CLVModel.from_dict(document)
+    pd.testing.assert_frame_equal(loaded.predict(cdnow_rfm), cdnow_model.predict(cdnow_rfm))
+    assert loaded.get_params() == cdnow_model.get_params()
 
 
 def test_standard_errors_shrink_with_more_customers():
@@ -554,3 +551,62 @@ def test_hypergeometric_overflow_uses_lifetimes_fallback(cdnow_model):
     got = cdnow_model.expected_purchases(rfm, horizon=horizon).iloc[0]
     assert np.isfinite(got)
     assert got == pytest.approx(want, rel=1e-9)
+
+
+# ------------------------------------------------------------- sample_weight
+
+
+@pytest.mark.parametrize("purchase_model", ["bgnbd", "mbgnbd", "paretonbd"])
+def test_distinct_rows_with_counts_fit_as_the_expanded_table(cdnow_rfm, purchase_model):
+    # A Spark job fits from distinct (frequency, recency, T, monetary_value) rows with
+    # their counts: the same fit, to rounding, as one row per customer.
+    rows = cdnow_rfm.iloc[:800]
+    counts = np.random.default_rng(0).integers(0, 5, len(rows))  # some rows stand for none
+    expanded = rows.loc[rows.index.repeat(counts)]
+    weighted = CLVModel(time_unit="W", purchase_model=purchase_model).fit(
+        rows, sample_weight=counts
+    )
+    plain = CLVModel(time_unit="W", purchase_model=purchase_model).fit(expanded)
+    _assert_rel(
+        list(weighted.purchase_params_.values()), list(plain.purchase_params_.values()), 1e-8
+    )
+    _assert_rel(
+        list(weighted.gamma_gamma_params_.values()), list(plain.gamma_gamma_params_.values()), 1e-8
+    )
+    assert weighted.n_customers_ == len(expanded) == counts.sum()
+    assert weighted.n_repeat_customers_ == plain.n_repeat_customers_
+    assert weighted.purchase_log_likelihood_ == pytest.approx(
+        plain.purchase_log_likelihood_, rel=1e-10
+    )
+    assert weighted.frequency_spend_correlation_ == pytest.approx(
+        plain.frequency_spend_correlation_, rel=1e-10
+    )
+    np.testing.assert_allclose(
+        weighted.purchase_log_covariance_, plain.purchase_log_covariance_, rtol=1e-4
+    )
+    np.testing.assert_allclose(
+        weighted.gamma_gamma_log_covariance_, plain.gamma_gamma_log_covariance_, rtol=1e-4
+    )
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        (np.full(10, 1.5), r"whole numbers >= 0.*10 of 10 values are not \(e\.g\. 1\.5\)"),
+        (np.r_[-1.0, np.ones(9)], r"whole numbers >= 0.*1 of 10 values"),
+        (np.r_[np.nan, np.ones(9)], r"whole numbers >= 0.*1 of 10 values"),
+        (np.ones(9), r"one value per row of rfm \(10\), got shape \(9,\)"),
+        (np.zeros(10), r"0 for all 10 rows"),
+        (np.array(["a"] * 10), r"must hold numbers"),
+    ],
+)
+def test_bad_sample_weight_is_named(cdnow_rfm, weights, message):
+    with pytest.raises(CLVInputError, match=message):
+        CLVModel(time_unit="W").fit(cdnow_rfm.iloc[:10], sample_weight=weights)
+
+
+def test_sample_weight_needs_the_segml_engine(cdnow_rfm):
+    with pytest.raises(CLVInputError, match="engine='segml' only"):
+        CLVModel(time_unit="W", engine="lifetimes").fit(
+            cdnow_rfm, sample_weight=np.ones(len(cdnow_rfm))
+        )

@@ -227,8 +227,9 @@ def test_simulated_clv_mean_equals_point_clv_within_monte_carlo_error(fitted, sa
     n_draws = 2000
     params = tuple(model.purchase_params_.values())
     gg = tuple(model.gamma_gamma_params_.values())
-    # Customers with the same (x, T) share their draws of the future given alive;
-    # one customer per pair keeps the Monte Carlo errors independent.
+    # Customers with the same (x, T) share their draws of the future given alive,
+    # and all share the alive uniform of a draw: the error of the total is that of
+    # the per-draw totals.
     rfm = sample_rfm.drop_duplicates(["frequency", "T"])
     m = np.where(rfm["frequency"] > 0, rfm["monetary_value"], 0.0)
     draws = _value_draws(
@@ -237,12 +238,13 @@ def test_simulated_clv_mean_equals_point_clv_within_monte_carlo_error(fitted, sa
         np.tile(gg, (n_draws, 1)),
         *(rfm[c].to_numpy() for c in ("frequency", "recency", "T")),
         m,
-        np.random.default_rng(3),
+        3,
         _discount_table(model),
     )
     point = model.clv(rfm).to_numpy()
     error = draws.std(axis=1) / np.sqrt(n_draws)
-    total_z = (draws.mean(axis=1).sum() - point.sum()) / np.sqrt(np.sum(error**2))
+    totals = draws.sum(axis=0, dtype=np.float64)
+    total_z = (totals.mean() - point.sum()) / (totals.std() / np.sqrt(n_draws))
     assert abs(total_z) < 4, total_z
     # Per customer too; spend is heavy-tailed (an inverse-gamma mean), so the
     # sample standard errors are rough and the z-scores have wider tails than normal.
@@ -260,7 +262,7 @@ def test_alive_draws_are_bernoulli_p_alive(fitted, sample_rfm, name):
     params = np.tile(tuple(model.purchase_params_.values()), (n_draws, 1))
     alive = _alive_draws(
         name, params, *(rfm[c].to_numpy() for c in ("frequency", "recency", "T")),
-        np.random.default_rng(0),
+        np.random.default_rng(0).random(n_draws),
     )  # fmt: skip
     p = model.p_alive(rfm).to_numpy()
     error = np.sqrt(p * (1 - p) / n_draws) + 1e-6
@@ -283,11 +285,35 @@ def test_clv_interval_is_seeded_reflects_p_alive_and_ignores_block_size(fitted, 
     # With parameter uncertainty the mean of the draws stays within 3% of point CLV.
     point = model.clv(sample_rfm).sum()
     assert abs(one["clv_draws_mean"].sum() / point - 1) < 0.03
-    # Small blocks (here 7 customers each) give an interval of the same distribution.
+    # Small blocks (here 7 customers each), with the futures drawn block by block,
+    # give the same values.
     small = clv_predictive_interval(
         model, sample_rfm, n_draws=200, random_state=5, block_cells=1_400
     )
-    assert abs(small["clv_high"].mean() / one["clv_high"].mean() - 1) < 0.05
+    pd.testing.assert_frame_equal(small, one, check_exact=True)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_predictive_outputs_of_a_customer_do_not_depend_on_the_others(fitted, sample_rfm, name):
+    # Scoring a random subset, the reversed table or chunks (as batch and Spark
+    # scoring do) gives each customer the same values, bit for bit.
+    model = fitted[name]
+
+    def score(rfm):
+        return predictive_summary(model, rfm, as_of=CAL_END, n_draws=100, random_state=11)
+
+    whole = score(sample_rfm)
+    subset = sample_rfm.sample(frac=0.3, random_state=1)
+    pd.testing.assert_frame_equal(score(subset), whole.loc[subset.index], check_exact=True)
+    reverse = sample_rfm.iloc[::-1]
+    pd.testing.assert_frame_equal(score(reverse), whole.loc[reverse.index], check_exact=True)
+    chunks = pd.concat([score(sample_rfm.iloc[k : k + 333]) for k in range(0, 2357, 333)])
+    pd.testing.assert_frame_equal(chunks, whole, check_exact=True)
+    alone = score(sample_rfm.iloc[[17]])
+    pd.testing.assert_frame_equal(alone, whole.iloc[[17]], check_exact=True)
+    # Another seed gives other draws.
+    other = predictive_summary(model, sample_rfm, as_of=CAL_END, n_draws=100, random_state=12)
+    assert not other["clv_high"].equals(whole["clv_high"])
 
 
 def test_clv_interval_errors_name_the_fix(fitted, sample_rfm):
@@ -379,6 +405,25 @@ def test_predictive_calibration_on_cdnow_full(cdnow_full, name):
     assert (abs(table["mean_predicted"] - table["observed_rate"]) < 0.08).all()
 
 
+def test_a_purchases_only_model_is_calibrated_on_counts_and_p_buy(cdnow_full):
+    # The same customers without amounts: the count and P(buy) figures are those of
+    # the model with a spend model (they never read spend); there are no spend ones.
+    log, split = cdnow_full
+    counts_only = split.drop(columns=["monetary_value_cal"])
+    model = CLVModel(time_unit="W", spend_model=None).fit(
+        _rfm(split).drop(columns="monetary_value")
+    )
+    report = predictive_calibration(
+        model, counts_only, log.drop(columns="amount"), calibration_end=CAL_END,
+        observation_end=OBS_END,
+    )  # fmt: skip
+    count_cover, count_mass, _, _, brier = CALIBRATION["bgnbd"]
+    assert report["count_coverage"] == pytest.approx(count_cover, abs=5e-4)
+    assert report["count_interval_mass"] == pytest.approx(count_mass, abs=5e-4)
+    assert report["p_buy_brier"] == pytest.approx(brier, abs=5e-4)
+    assert "spend_coverage" not in report and "spend_interval_mass" not in report
+
+
 # --------------------------------------------------------------------- figures
 
 
@@ -398,3 +443,43 @@ def test_fan_chart_and_reliability_chart_are_returned_not_shown(fitted, sample_r
     figure = plot_purchase_reliability(table, brier=0.11, brier_baseline=0.14, window_days=90)
     assert isinstance(figure, Figure)
     assert "0.110" in figure.axes[0].get_title()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_staged_future_table_equals_the_pair_by_pair_reference(fitted, name):
+    # _future_table draws every pair's future in stages (random draws pair by pair,
+    # arithmetic on all pairs at once); each pair's values must be those of the
+    # readable one-pair simulation with the pair's own generator, bit for bit.
+    from segml.models._predictive import (
+        _float_bits,
+        _future_of_pair,
+        _future_table,
+        _pair_generator,
+        _pair_masks,
+    )
+
+    model = fitted[name]
+    rng = np.random.default_rng(0)
+    bg = np.exp(
+        np.log(tuple(model.purchase_params_.values())) + 0.05 * rng.standard_normal((50, 4))
+    )
+    gg = np.tile(tuple(model.gamma_gamma_params_.values()), (50, 1))
+    x = np.array([0.0, 1.0, 3.0, 7.0, 20.0, 0.0, 3.0])
+    T = np.array([30.0, 30.0, 35.0, 38.0, 38.0, 12.5, 35.0])
+    future, pair = _future_table(name, bg, gg, x, T, 123, _discount_table(model))
+    masks = _pair_masks(123)
+    for k in range(len(x)):
+        rng_k = _pair_generator(masks, *_float_bits([x[k]]), *_float_bits([T[k]]))
+        reference = _future_of_pair(name, bg, gg, x[k], T[k], rng_k, _discount_table(model))
+        np.testing.assert_array_equal(future[pair[k]], reference.astype(np.float32))
+
+
+def test_geometric_by_inversion_has_the_geometric_distribution():
+    from segml.models._predictive import _geometric
+
+    u = np.random.default_rng(0).random(200_000)
+    draws = _geometric(u, np.full(len(u), 0.3))
+    for k in (1, 2, 5):
+        expected = 0.7 ** (k - 1) * 0.3
+        assert abs(np.mean(draws == k) - expected) < 4 * np.sqrt(expected / len(u))
+    assert draws.min() == 1

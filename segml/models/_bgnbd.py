@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import digamma, expit, gammaln, hyp2f1
 
-from segml.models._distinct import distinct_rows
+from segml.models._distinct import distinct_rows, levels, row_weights
 from segml.models._mle import MLEResult, dot, minimize_log_params, start_log_params
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
@@ -51,14 +51,14 @@ class _Rows:
     total_weight: float
 
 
-def _rows(frequency, recency, T, scale) -> _Rows:
-    (x, t_x, age), _, counts = distinct_rows(frequency, recency, T)
+def _rows(frequency, recency, T, scale, weights=None) -> _Rows:
+    (x, t_x, age), counts = row_weights(frequency, recency, T, weights=weights)
     weight = counts.astype(float)
-    x_levels, x_code = np.unique(x, return_inverse=True)
+    x_levels, x_code = levels(x)
     repeat = x > 0
-    zero_T, zero_code = np.unique(age[~repeat], return_inverse=True)
-    T_levels, T_code = np.unique(age[repeat], return_inverse=True)
-    t_x_levels, t_x_code = np.unique(t_x[repeat], return_inverse=True)
+    zero_T, zero_code = levels(age[~repeat])
+    T_levels, T_code = levels(age[repeat])
+    t_x_levels, t_x_code = levels(t_x[repeat])
     w = weight[repeat]
     return _Rows(
         x_levels=x_levels,
@@ -147,7 +147,15 @@ def _objective(log_params: np.ndarray, rows: _Rows, penalizer_coef: float):
 
 
 def fit(
-    frequency, recency, T, *, penalizer_coef: float, max_iter: int, start=None
+    frequency,
+    recency,
+    T,
+    *,
+    penalizer_coef: float,
+    max_iter: int,
+    start=None,
+    weights=None,
+    hessian_guess=None,
 ) -> tuple[MLEResult, float]:
     """Fit BG/NBD; returns the result (log-params in rescaled time) and the time scale.
 
@@ -159,28 +167,31 @@ def fit(
     penalty applies to the rescaled parameters, so penalised fits match lifetimes too.
     """
     scale = 1.0 / float(np.max(T))
-    rows = _rows(frequency, recency, T, scale)
+    rows = _rows(frequency, recency, T, scale, weights)
     result = minimize_log_params(
         lambda lp: _objective(lp, rows, penalizer_coef),
         np.full(4, 0.1)
         if start is None
         else start_log_params(start, PARAM_NAMES, TIME_PARAMS, scale),
         max_iter=max_iter,
+        hessian_guess=hessian_guess,
     )
     return result, scale
 
 
-def log_likelihood_hessian(log_params, frequency, recency, T, *, scale, penalizer_coef):
+def log_likelihood_hessian(
+    log_params, frequency, recency, T, *, scale, penalizer_coef, weights=None
+):
     """Hessian of the mean penalised objective at ``log_params`` (rescaled time)."""
     from segml.models._mle import numerical_hessian
 
-    rows = _rows(frequency, recency, T, scale)
+    rows = _rows(frequency, recency, T, scale, weights)
     return numerical_hessian(lambda lp: _objective(lp, rows, penalizer_coef)[1], log_params)
 
 
-def log_likelihood(params, frequency, recency, T) -> float:
+def log_likelihood(params, frequency, recency, T, weights=None) -> float:
     """Total (unpenalised) log-likelihood of the customers (FHL 2005 eq. 6), data's time unit."""
-    rows = _rows(frequency, recency, T, 1.0)
+    rows = _rows(frequency, recency, T, 1.0, weights)
     return float(-_objective(np.log(params), rows, 0.0)[0] * rows.total_weight)
 
 

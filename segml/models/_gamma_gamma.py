@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import digamma, gammaln
 
+from segml.models._distinct import levels, row_weights
 from segml.models._mle import MLEResult, dot, minimize_log_params
 
 PARAM_NAMES = ("p", "q", "v")
@@ -27,26 +28,33 @@ PARAM_NAMES = ("p", "q", "v")
 class _Sums:
     x_levels: np.ndarray
     x_level_weight: np.ndarray
-    xm: np.ndarray  # x * m per customer
-    x: np.ndarray
+    xm: np.ndarray  # x * m per distinct (x, m) row
+    wx: np.ndarray  # customers of the row times x
+    weight: np.ndarray  # customers of the row
     total_weight: float
-    sum_log_m: float  # sum of ln m
-    sum_x_log_xm: float  # sum of x (ln m + ln x)
+    sum_log_m: float  # sum of ln m over customers
+    sum_x_log_xm: float  # sum of x (ln m + ln x) over customers
 
 
-def _sums(frequency, monetary_value) -> _Sums:
-    x = np.asarray(frequency, dtype=float)
-    m = np.asarray(monetary_value, dtype=float)
-    x_levels, x_code = np.unique(x, return_inverse=True)
+def _sums(frequency, monetary_value, weights=None) -> _Sums:
+    """Sums over customers, on distinct (x, m) rows weighted by their customers."""
+    x, m = np.asarray(frequency, dtype=float), np.asarray(monetary_value, dtype=float)
+    if weights is None:
+        # Mean spends are continuous: customers rarely share a row, so no collapsing.
+        w = np.ones(len(x))
+    else:
+        (x, m), w = row_weights(x, m, weights=weights)
+    x_levels, x_code = levels(x)
     log_m = np.log(m)
     return _Sums(
         x_levels=x_levels,
-        x_level_weight=np.bincount(x_code).astype(float),
+        x_level_weight=np.bincount(x_code, weights=w, minlength=len(x_levels)),
         xm=x * m,
-        x=x,
-        total_weight=float(len(x)),
-        sum_log_m=float(log_m.sum()),
-        sum_x_log_xm=float(dot(x, log_m + np.log(x))),
+        wx=w * x,
+        weight=w,
+        total_weight=float(w.sum()),
+        sum_log_m=float(dot(w, log_m)),
+        sum_x_log_xm=float(dot(w * x, log_m + np.log(x))),
     )
 
 
@@ -61,8 +69,8 @@ def _objective(log_params: np.ndarray, s: _Sums, penalizer_coef: float):
     lv, lw, W = s.x_levels, s.x_level_weight, s.total_weight
     log_xm_v = np.log(s.xm + v)
     inv_xm_v = 1.0 / (s.xm + v)
-    x_log, one_log = dot(s.x, log_xm_v), log_xm_v.sum()
-    x_inv, one_inv = dot(s.x, inv_xm_v), inv_xm_v.sum()
+    x_log, one_log = dot(s.wx, log_xm_v), dot(s.weight, log_xm_v)
+    x_inv, one_inv = dot(s.wx, inv_xm_v), dot(s.weight, inv_xm_v)
 
     loglik = (
         dot(lw, gammaln(p * lv + q) - gammaln(p * lv))
@@ -81,19 +89,24 @@ def _objective(log_params: np.ndarray, s: _Sums, penalizer_coef: float):
     return value, grad
 
 
-def fit(frequency, monetary_value, *, penalizer_coef: float, max_iter: int) -> MLEResult:
-    """Fit Gamma-Gamma on repeat buyers, starting where lifetimes does (log-params 0.1)."""
-    sums = _sums(frequency, monetary_value)
+def fit(
+    frequency, monetary_value, *, penalizer_coef: float, max_iter: int, weights=None
+) -> MLEResult:
+    """Fit Gamma-Gamma on repeat buyers, starting where lifetimes does (log-params 0.1).
+
+    ``weights``: whole counts of identical customers per row (None: one each).
+    """
+    sums = _sums(frequency, monetary_value, weights)
     return minimize_log_params(
         lambda lp: _objective(lp, sums, penalizer_coef), np.full(3, 0.1), max_iter=max_iter
     )
 
 
-def log_likelihood_hessian(log_params, frequency, monetary_value, *, penalizer_coef):
+def log_likelihood_hessian(log_params, frequency, monetary_value, *, penalizer_coef, weights=None):
     """Hessian of the mean penalised objective at ``log_params``."""
     from segml.models._mle import numerical_hessian
 
-    sums = _sums(frequency, monetary_value)
+    sums = _sums(frequency, monetary_value, weights)
     return numerical_hessian(lambda lp: _objective(lp, sums, penalizer_coef)[1], log_params)
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import digamma, gammaln, hyp2f1
 
-from segml.models._distinct import distinct_rows
+from segml.models._distinct import levels, row_weights
 from segml.models._mle import (
     MLEResult,
     dot,
@@ -51,12 +51,12 @@ class _Rows:
     total_weight: float
 
 
-def _rows(frequency, recency, T, scale) -> _Rows:
-    (x, t_x, age), _, counts = distinct_rows(frequency, recency, T)
+def _rows(frequency, recency, T, scale, weights=None) -> _Rows:
+    (x, t_x, age), counts = row_weights(frequency, recency, T, weights=weights)
     w = counts.astype(float)
-    x_levels, x_code = np.unique(x, return_inverse=True)
-    T_levels, T_code = np.unique(age, return_inverse=True)
-    t_x_levels, t_x_code = np.unique(t_x, return_inverse=True)
+    x_levels, x_code = levels(x)
+    T_levels, T_code = levels(age)
+    t_x_levels, t_x_code = levels(t_x)
     return _Rows(
         x_levels=x_levels,
         x_level_weight=np.bincount(x_code, weights=w),
@@ -128,7 +128,15 @@ def _objective(log_params: np.ndarray, rows: _Rows, penalizer_coef: float):
 
 
 def fit(
-    frequency, recency, T, *, penalizer_coef: float, max_iter: int, start=None
+    frequency,
+    recency,
+    T,
+    *,
+    penalizer_coef: float,
+    max_iter: int,
+    start=None,
+    weights=None,
+    hessian_guess=None,
 ) -> tuple[MLEResult, float]:
     """Fit MBG/NBD; returns the result (log-params in rescaled time) and the time scale.
 
@@ -139,26 +147,29 @@ def fit(
     penalty on the rescaled parameters.
     """
     scale = 1.0 / float(np.max(T))
-    rows = _rows(frequency, recency, T, scale)
+    rows = _rows(frequency, recency, T, scale, weights)
     result = minimize_log_params(
         lambda lp: _objective(lp, rows, penalizer_coef),
         np.full(4, 0.1)
         if start is None
         else start_log_params(start, PARAM_NAMES, TIME_PARAMS, scale),
         max_iter=max_iter,
+        hessian_guess=hessian_guess,
     )
     return result, scale
 
 
-def log_likelihood_hessian(log_params, frequency, recency, T, *, scale, penalizer_coef):
+def log_likelihood_hessian(
+    log_params, frequency, recency, T, *, scale, penalizer_coef, weights=None
+):
     """Hessian of the mean penalised objective at ``log_params`` (rescaled time)."""
-    rows = _rows(frequency, recency, T, scale)
+    rows = _rows(frequency, recency, T, scale, weights)
     return numerical_hessian(lambda lp: _objective(lp, rows, penalizer_coef)[1], log_params)
 
 
-def log_likelihood(params, frequency, recency, T) -> float:
+def log_likelihood(params, frequency, recency, T, weights=None) -> float:
     """Total (unpenalised) log-likelihood of the customers, times in the data's unit."""
-    rows = _rows(frequency, recency, T, 1.0)
+    rows = _rows(frequency, recency, T, 1.0, weights)
     return float(-_objective(np.log(params), rows, 0.0)[0] * rows.total_weight)
 
 

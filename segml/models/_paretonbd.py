@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import betaln, digamma, gammaln, hyp2f1
 
-from segml.models._distinct import distinct_rows
+from segml.models._distinct import distinct_rows, levels, row_weights
 from segml.models._mle import (
     MLEResult,
     dot,
@@ -60,11 +60,11 @@ class _Rows:
     total_weight: float
 
 
-def _rows(frequency, recency, T, scale) -> _Rows:
-    (x, t_x, age), _, counts = distinct_rows(frequency, recency, T)
+def _rows(frequency, recency, T, scale, weights=None) -> _Rows:
+    (x, t_x, age), counts = row_weights(frequency, recency, T, weights=weights)
     w = counts.astype(float)
-    x_levels, x_code = np.unique(x, return_inverse=True)
-    T_levels, T_code = np.unique(age, return_inverse=True)
+    x_levels, x_code = levels(x)
+    T_levels, T_code = levels(age)
     n = len(x)
     (pair_x, pair_u), pair_code, _ = distinct_rows(
         np.concatenate([x, x]), np.concatenate([t_x, age])
@@ -97,32 +97,125 @@ def _log_g(params, x, u):
     return np.log(hyp2f1(rsx, c, rsx + 1, (big - small) / (big + u))) - rsx * np.log(big + u)
 
 
+# Largest hypergeometric argument for which ln g and its gradient are summed as a
+# series (terms shrink at least like z^n once n > c z / (1 - z)); above it, scipy.
+_SERIES_MAX_Z = 0.5
+# ... and largest index of the series' peak term, c z / (1 - z): beyond, scipy.
+_SERIES_MAX_PEAK = 100.0
+_SERIES_MAX_TERMS = 5000
+
+
+def _hyp_series(a, c, z):
+    """``F = 2F1(a, c; a+1; z)`` and ``dF/da``, ``dF/dc``, ``dF/dz`` by their series.
+
+    ``F = sum_n a/(a+n) q_n`` with ``q_n = (c)_n z^n / n!`` (Gauss's series with
+    ``(a)_n / (a+1)_n = a / (a+n)``), so term by term ``dF/da = sum_n n/(a+n)^2 q_n``,
+    ``dF/dc = sum_n a/(a+n) q_n (psi(c+n) - psi(c))`` and ``dF/dz = sum_n a/(a+n) n
+    q_n / z``. Every term is >= 0 (``a, c > 0``, ``0 <= z < 1``): no cancellation, so
+    the sums are good to rounding. Returns None when a sum does not converge within
+    ``_SERIES_MAX_TERMS`` terms.
+    """
+    a, c, z = (np.ravel(v).astype(float) for v in np.broadcast_arrays(a, c, z))
+    out = np.empty((4, a.size))
+    index = np.arange(a.size)  # positions of the sums still running
+    # Running sums; the n = 0 terms: F = 1, dF/da = dF/dc = 0; and dF/dz's n = 1 term.
+    f, f_a, f_c, f_z = np.ones(a.size), np.zeros(a.size), np.zeros(a.size), a * c / (a + 1)
+    q, harmonic = np.ones(a.size), np.zeros(a.size)  # q_n; psi(c+n) - psi(c)
+    for n in range(1, _SERIES_MAX_TERMS):
+        harmonic += 1.0 / (c + (n - 1))
+        step = (c + (n - 1)) / n * z  # q_n / q_{n-1}
+        share = a / (a + n)
+        if n > 1:
+            # dF/dz's n-th term a/(a+n) n q_n / z = a/(a+n) n q_{n-1} (c+n-1) / n.
+            f_z += share * q * (c + (n - 1))
+        q *= step
+        term = share * q
+        f += term
+        f_a += n / (a + n) ** 2 * q
+        f_c += term * harmonic
+        # A sum is done once its terms shrink by ``step < 1`` from here on and the
+        # rest, at most ``term * step / (1 - step)``, no longer moves it.
+        tail = np.where(step < 1, step / (1 - step), np.inf)
+        done = (term * tail <= 1e-16 * f) & (n * term * tail <= 1e-16 * f_z * np.maximum(z, 1e-300))
+        if done.any():
+            out[:, index[done]] = f[done], f_a[done], f_c[done], f_z[done]
+            keep = ~done
+            index, a, c, z, f, f_a, f_c, f_z, q, harmonic = (
+                v[keep] for v in (index, a, c, z, f, f_a, f_c, f_z, q, harmonic)
+            )
+            if index.size == 0:
+                return tuple(out)
+    return None
+
+
+def _d_log_hyp_dz(a, c, z, log_f):
+    """``d ln F / dz`` for ``F = 2F1(a, c; a+1; z)``, given ``ln F``.
+
+    ``z^a F = a int_0^z t^(a-1) (1-t)^(-c) dt`` (Euler's integral with ``b = a``,
+    ``c' = a + 1``), so ``d(z^a F)/dz = a z^(a-1) (1-z)^(-c)`` and ``F' = (a / z)
+    ((1-z)^(-c) - F)``: no second hypergeometric function. The difference is of
+    order ``c z``; below ``c z = 1e-2`` it loses digits, and there seven terms of the
+    series ``F' = sum_n a/(a+n) n (c)_n z^(n-1) / n!`` are exact to rounding.
+    """
+    a, c, z, log_f = np.broadcast_arrays(a, c, z, log_f)
+    out = np.empty(z.shape)
+    tiny = c * z < 1e-2
+    big = ~tiny
+    ab, cb, zb = a[big], c[big], z[big]
+    # (1-z)^(-c) / F - 1 = expm1(-c ln(1-z) - ln F), without cancellation in the logs.
+    out[big] = ab / zb * np.expm1(-cb * np.log1p(-zb) - log_f[big])
+    at, ct, zt = a[tiny], c[tiny], z[tiny]
+    # F' = sum_{n>=1} a/(a+n) n (c)_n / n! z^(n-1); the n-th term is O((c z)^(n-1)).
+    term, series = ct.copy(), np.zeros(len(at))  # term: (c)_n z^(n-1) / (n-1)!
+    for n in range(1, 8):
+        series += at / (at + n) * term
+        term = term * (ct + n) * zt / n
+    out[tiny] = series / np.exp(log_f[tiny])
+    return out
+
+
 def _log_g_and_gradient(log_params, x, u):
     """``ln g`` and its derivatives in the four log-parameters, per (x, u) pair.
 
-    ``ln g = ln 2F1(a, c; a+1; z) - a ln(m+u)`` with ``a = r+s+x``. ``alpha`` and
-    ``beta`` enter through ``z`` and ``m`` only, so their derivatives are analytic
-    (``d/dz 2F1(a, c; a+1; z) = a c / (a+1) 2F1(a+1, c+1; a+2; z)``); ``r`` and ``s``
-    also enter the parameters of ``2F1``, whose derivatives have no closed form: those
-    two are central differences.
+    ``ln g = ln F - a ln(m+u)``, ``F = 2F1(a, c; a+1; z)``, ``a = r+s+x``,
+    ``z = |alpha-beta| / (m+u)``. Where every ``z <= 0.5`` (rates of similar size, the
+    usual case) and the series' largest term comes early, ``F`` and its derivatives
+    in ``a``, ``c`` and ``z`` come from one pass of the series (:func:`_hyp_series`),
+    exact to rounding. Else ``alpha`` and
+    ``beta``'s derivatives are analytic (:func:`_d_log_hyp_dz`) and ``r`` and ``s``'s
+    (they enter the parameters of ``2F1``) central differences.
     """
     params = np.exp(log_params)
     r, alpha, s, beta = params
-    log_g = _log_g(params, x, u)
-    gradient = np.empty((4, len(log_g)))
-    for k in (0, 2):
-        step = np.zeros(4)
-        step[k] = _GRADIENT_STEP
-        gradient[k] = (
-            _log_g(np.exp(log_params + step), x, u) - _log_g(np.exp(log_params - step), x, u)
-        ) / (2 * _GRADIENT_STEP)
     a = r + s + x
     if alpha >= beta:
-        big, small, c = alpha, beta, s + 1
+        big, small, c = alpha, beta, s + 1 + 0 * x
     else:
         big, small, c = beta, alpha, r + x
     z = (big - small) / (big + u)
-    d_log_f_dz = a * c / (a + 1) * hyp2f1(a + 1, c + 1, a + 2, z) / hyp2f1(a, c, a + 1, z)
+    gradient = np.empty((4, len(z)))
+    series = None
+    if z.size and z.max() <= _SERIES_MAX_Z and np.max(c * z / (1 - z)) <= _SERIES_MAX_PEAK:
+        series = _hyp_series(a, c, z)
+    if series is not None:
+        f, f_a, f_c, f_z = series
+        log_m_u = np.log(big + u)
+        log_g = np.log(f) - a * log_m_u
+        d_a = f_a / f - log_m_u  # d ln g / d a
+        d_c = f_c / f
+        # r and s enter a; c is s + 1 (alpha >= beta) or r + x.
+        gradient[0] = r * (d_a + (d_c if alpha < beta else 0.0))
+        gradient[2] = s * (d_a + (d_c if alpha >= beta else 0.0))
+        d_log_f_dz = f_z / f
+    else:
+        log_g = _log_g(params, x, u)
+        for k in (0, 2):
+            step = np.zeros(4)
+            step[k] = _GRADIENT_STEP
+            gradient[k] = (
+                _log_g(np.exp(log_params + step), x, u) - _log_g(np.exp(log_params - step), x, u)
+            ) / (2 * _GRADIENT_STEP)
+        d_log_f_dz = _d_log_hyp_dz(a, c, z, log_g + a * np.log(big + u))
     # dz and d ln(m+u) with respect to the larger and the smaller rate.
     d_big = d_log_f_dz * (small + u) / (big + u) ** 2 - a / (big + u)
     d_small = -d_log_f_dz / (big + u)
@@ -250,7 +343,15 @@ def _objective(log_params, rows: _Rows, penalizer_coef: float):
 
 
 def fit(
-    frequency, recency, T, *, penalizer_coef: float, max_iter: int, start=None
+    frequency,
+    recency,
+    T,
+    *,
+    penalizer_coef: float,
+    max_iter: int,
+    start=None,
+    weights=None,
+    hessian_guess=None,
 ) -> tuple[MLEResult, float]:
     """Fit Pareto/NBD; returns the result (log-params in rescaled time) and the time scale.
 
@@ -260,25 +361,30 @@ def fit(
     Nelder-Mead at random parameters near 1 and stops at ``tol=1e-4``; here the
     start is all parameters 1 (log 0) and the optimum is polished by Newton steps.
     """
+    frequency, recency, T = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
     scale = 1.0 / float(np.max(T))
-    rows = _rows(frequency, recency, T, scale)
+    rows = _rows(frequency, recency, T, scale, weights)
+    x0 = np.zeros(4) if start is None else start_log_params(start, PARAM_NAMES, TIME_PARAMS, scale)
     result = minimize_log_params(
         lambda lp: _objective(lp, rows, penalizer_coef),
-        np.zeros(4) if start is None else start_log_params(start, PARAM_NAMES, TIME_PARAMS, scale),
+        x0,
         max_iter=max_iter,
+        hessian_guess=hessian_guess,
     )
     return result, scale
 
 
-def log_likelihood_hessian(log_params, frequency, recency, T, *, scale, penalizer_coef):
+def log_likelihood_hessian(
+    log_params, frequency, recency, T, *, scale, penalizer_coef, weights=None
+):
     """Hessian of the mean penalised objective at ``log_params`` (rescaled time)."""
-    rows = _rows(frequency, recency, T, scale)
+    rows = _rows(frequency, recency, T, scale, weights)
     return numerical_hessian(lambda lp: _objective(lp, rows, penalizer_coef)[1], log_params)
 
 
-def log_likelihood(params, frequency, recency, T) -> float:
+def log_likelihood(params, frequency, recency, T, weights=None) -> float:
     """Total (unpenalised) log-likelihood of the customers, times in the data's unit."""
-    rows = _rows(frequency, recency, T, 1.0)
+    rows = _rows(frequency, recency, T, 1.0, weights)
     return float(-_mean_nll(np.log(params), rows, 0.0) * rows.total_weight)
 
 

@@ -45,11 +45,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from segml.models import _bgnbd, _gamma_gamma, _mbgnbd, _paretonbd
-from segml.models._distinct import distinct_rows
+from segml.models._distinct import distinct_rows, row_weights
 from segml.models._mle import MAX_ABS_LOG_PARAM
 
 __all__ = [
@@ -79,8 +78,9 @@ _LIFETIMES_FITTERS = {
 _FORMAT = "segml.CLVModel"
 # Version 2 names the purchase model; version 1 documents (BG/NBD only) still load.
 _FORMAT_VERSION = 2
-# Customers per block when drawing CLV intervals: bounds memory to ~40 MB per block.
-_INTERVAL_CELLS = 5_000_000
+# Hyperparameters of the retired parameter-only CLVModel.clv_interval, dropped when
+# an older document is loaded.
+_RETIRED_HYPERPARAMETERS = ("interval_level", "n_draws", "random_state")
 
 
 class CLVInputError(ValueError):
@@ -153,12 +153,6 @@ class CLVModel(BaseEstimator):
         Above this absolute Pearson correlation between ``frequency`` and
         ``monetary_value`` among repeat buyers, a
         :class:`SpendFrequencyCorrelationWarning` is issued.
-    interval_level : float, default 0.9
-        Coverage of the CLV interval from :meth:`clv_interval`.
-    n_draws : int, default 200
-        Parameter draws behind the CLV interval.
-    random_state : int, numpy.random.RandomState or None, default None
-        Seeds the parameter draws of :meth:`clv_interval`.
 
     Attributes
     ----------
@@ -176,7 +170,8 @@ class CLVModel(BaseEstimator):
         Hessian, as lifetimes reports them); NaN if the Hessian is singular.
     purchase_log_covariance_, gamma_gamma_log_covariance_ : numpy.ndarray
         Covariance of the log-parameters: the normal approximation that
-        :meth:`clv_interval` samples from.
+        :func:`segml.models._predictive.clv_predictive_interval` draws parameters from
+        (the CLV interval: process and parameter uncertainty).
     purchase_penalizer_coef_, gamma_gamma_penalizer_coef_ : float
         Penalizer each fit converged with.
     purchase_log_likelihood_ : float
@@ -225,9 +220,6 @@ class CLVModel(BaseEstimator):
         max_iter: int = 1000,
         min_repeat_customers: int = 20,
         max_spend_frequency_correlation: float = 0.3,
-        interval_level: float = 0.9,
-        n_draws: int = 200,
-        random_state=None,
     ):
         self.purchase_model = purchase_model
         self.spend_model = spend_model
@@ -241,14 +233,16 @@ class CLVModel(BaseEstimator):
         self.max_iter = max_iter
         self.min_repeat_customers = min_repeat_customers
         self.max_spend_frequency_correlation = max_spend_frequency_correlation
-        self.interval_level = interval_level
-        self.n_draws = n_draws
-        self.random_state = random_state
 
     # ------------------------------------------------------------------ fitting
 
     def fit(
-        self, rfm: pd.DataFrame, y=None, *, cal_holdout: pd.DataFrame | None = None
+        self,
+        rfm: pd.DataFrame,
+        y=None,
+        *,
+        cal_holdout: pd.DataFrame | None = None,
+        sample_weight=None,
     ) -> CLVModel:
         """Fit the purchase model on every customer and Gamma-Gamma on the repeat buyers.
 
@@ -265,6 +259,14 @@ class CLVModel(BaseEstimator):
             :func:`segml.features.calibration_holdout` table in ``time_unit``, on
             which :func:`select_purchase_model` chooses the purchase model; the
             chosen one is then fitted on ``rfm`` (all the data).
+        sample_weight : array-like of whole numbers >= 0, optional
+            How many identical customers each row of ``rfm`` stands for (e.g. the
+            counts of distinct ``(frequency, recency, T, monetary_value)`` rows, as a
+            Spark job sends them). Every fit (purchase model and Gamma-Gamma) equals
+            the fit on the expanded table; ``n_customers_`` counts customers. Rows of
+            weight 0 are left out. With ``"auto"`` the choice is still made on
+            ``cal_holdout`` (one row per customer); the weights apply to the fit on
+            ``rfm``. Only with ``engine="segml"``.
 
         Returns
         -------
@@ -300,11 +302,19 @@ class CLVModel(BaseEstimator):
         self._check_hyperparameters()
         with_spend = self.spend_model is not None
         frequency, recency, T, monetary = _rfm_arrays(rfm, need_monetary=with_spend)
+        weights = self._check_sample_weight(sample_weight, len(frequency))
+        if weights is not None:
+            # Weight-0 rows stand for no customer: the expanded table has no such row.
+            keep = weights > 0
+            frequency, recency, T = frequency[keep], recency[keep], T[keep]
+            monetary = monetary[keep] if with_spend else monetary
+            weights = weights[keep]
         repeat = frequency > 0
-        n_repeat = int(repeat.sum())
+        n_customers = len(frequency) if weights is None else int(weights.sum())
+        n_repeat = int(repeat.sum()) if weights is None else int(weights[repeat].sum())
         if with_spend and n_repeat < self.min_repeat_customers:
             raise CLVInputError(
-                f"Only {n_repeat} of {len(frequency)} customers have a repeat purchase "
+                f"Only {n_repeat} of {n_customers} customers have a repeat purchase "
                 f"(frequency > 0); Gamma-Gamma needs at least min_repeat_customers="
                 f"{self.min_repeat_customers}. Use a longer observation period or more "
                 "customers, or lower min_repeat_customers if you accept a noisy spend model."
@@ -312,9 +322,10 @@ class CLVModel(BaseEstimator):
         bad_spend = repeat & ~(monetary > 0) if with_spend else np.zeros(len(repeat), dtype=bool)
         if bad_spend.any():
             raise CLVInputError(
-                f"Column 'monetary_value' is <= 0 for {int(bad_spend.sum())} of {n_repeat} "
-                "repeat buyers; Gamma-Gamma models positive spend only. Remove refunds and "
-                "zero-value orders before computing RFM (segml.load_transactions drops them)."
+                f"Column 'monetary_value' is <= 0 for {int(bad_spend.sum())} of "
+                f"{int(repeat.sum())} repeat buyers (rows of rfm); Gamma-Gamma models "
+                "positive spend only. Remove refunds and zero-value orders before computing "
+                "RFM (segml.load_transactions drops them)."
             )
 
         if self.purchase_model == "auto":
@@ -326,16 +337,32 @@ class CLVModel(BaseEstimator):
                 )
             self.model_selection_, calibrated = _select_purchase_model(cal_holdout, self)
             name = str(self.model_selection_.index[self.model_selection_["chosen"]][0])
-            # The calibration-period optimum is a close start for the fit on all data
-            # (the optimum itself does not depend on where the optimiser starts).
+            # The calibration-period optimum is a close start for the fit on all data,
+            # and its Hessian a good guess of the curvature there (the optimum itself
+            # does not depend on where or how the optimiser starts).
             start = tuple(calibrated[name]["purchase_params_"].values())
+            cal_covariance = calibrated[name]["purchase_log_covariance_"]
+            hessian_guess = (
+                np.linalg.inv(cal_covariance) / len(cal_holdout)
+                if np.all(np.isfinite(cal_covariance))
+                else None
+            )
         else:
             self.model_selection_ = None
-            name, start = self.purchase_model, None
-        state = self._fit_purchase(name, frequency, recency, T, start=start)
+            name, start, hessian_guess = self.purchase_model, None, None
+        # The purchase likelihood depends on (frequency, recency, T) only: fit on the
+        # distinct rows, weighted by their customers (exact; a few hundred thousand
+        # rows for a million customers with daily data). lifetimes gets the table.
+        if self.engine == "segml":
+            (x_u, t_x_u, T_u), row_weight = row_weights(frequency, recency, T, weights=weights)
+        else:
+            x_u, t_x_u, T_u, row_weight = frequency, recency, T, None
+        state = self._fit_purchase(
+            name, x_u, t_x_u, T_u, start=start, weights=row_weight, hessian_guess=hessian_guess
+        )
         for key, value in state.items():
             setattr(self, key, value)
-        self.n_customers_ = len(frequency)
+        self.n_customers_ = n_customers
         self.n_repeat_customers_ = n_repeat
         if not with_spend:
             self.frequency_spend_correlation_ = math.nan
@@ -344,8 +371,13 @@ class CLVModel(BaseEstimator):
             return self
 
         x_rep, m_rep = frequency[repeat], monetary[repeat]
+        w_rep = None if weights is None else weights[repeat]
         with np.errstate(invalid="ignore", divide="ignore"):
-            correlation = float(np.corrcoef(x_rep, m_rep)[0, 1])
+            if w_rep is None:
+                correlation = float(np.corrcoef(x_rep, m_rep)[0, 1])
+            else:
+                covariance = np.cov(x_rep, m_rep, fweights=w_rep.astype(np.int64))
+                correlation = float(covariance[0, 1] / np.sqrt(covariance[0, 0] * covariance[1, 1]))
         self.frequency_spend_correlation_ = correlation
         if abs(correlation) > self.max_spend_frequency_correlation:
             warnings.warn(
@@ -358,7 +390,7 @@ class CLVModel(BaseEstimator):
                 stacklevel=2,
             )
         gg_log, gg_hessian, self.gamma_gamma_penalizer_coef_ = self._fit_with_retries(
-            "Gamma-Gamma", lambda pen: self._fit_gamma_gamma(x_rep, m_rep, pen)
+            "Gamma-Gamma", lambda pen: self._fit_gamma_gamma(x_rep, m_rep, pen, w_rep)
         )
         self.gamma_gamma_params_ = dict(
             zip(_gamma_gamma.PARAM_NAMES, (float(v) for v in np.exp(gg_log)), strict=True)
@@ -369,12 +401,52 @@ class CLVModel(BaseEstimator):
         )
         return self
 
-    def _fit_purchase(self, name, frequency, recency, T, *, start=None) -> dict[str, Any]:
+    def _check_sample_weight(self, sample_weight, n_rows):
+        """``sample_weight`` as floats (whole counts >= 0), or None; a clear error else."""
+        if sample_weight is None:
+            return None
+        if self.engine != "segml":
+            raise CLVInputError(
+                "sample_weight is supported with engine='segml' only (lifetimes' Pareto/NBD "
+                "normalises weighted likelihoods differently); expand the rows or use "
+                "engine='segml'."
+            )
+        try:
+            weights = np.asarray(sample_weight, dtype=float)
+        except (TypeError, ValueError):
+            raise CLVInputError(
+                "sample_weight must hold numbers (counts of identical customers per row); "
+                f"got values of type {np.asarray(sample_weight).dtype}."
+            ) from None
+        if weights.ndim != 1 or len(weights) != n_rows:
+            raise CLVInputError(
+                f"sample_weight must have one value per row of rfm ({n_rows}), got shape "
+                f"{weights.shape}."
+            )
+        bad = ~np.isfinite(weights) | (weights < 0) | (weights != np.round(weights))
+        if bad.any():
+            example = float(weights[np.flatnonzero(bad)[0]])
+            raise CLVInputError(
+                f"sample_weight must be whole numbers >= 0 (counts of identical customers); "
+                f"{int(bad.sum())} of {n_rows} values are not (e.g. {example!r}). Pass the "
+                "number of customers each row stands for."
+            )
+        if not (weights > 0).any():
+            raise CLVInputError(
+                f"sample_weight is 0 for all {n_rows} rows: there are no customers to fit."
+            )
+        return weights
+
+    def _fit_purchase(
+        self, name, frequency, recency, T, *, start=None, weights=None, hessian_guess=None
+    ) -> dict[str, Any]:
         """Fit one purchase model; its fitted attributes, by name."""
         module = _MODULES[name]
         log_params, scale, hessian, penalizer = self._fit_with_retries(
             _DISPLAY[name],
-            lambda pen: self._fit_purchase_once(name, frequency, recency, T, pen, start),
+            lambda pen: self._fit_purchase_once(
+                name, frequency, recency, T, pen, start, weights, hessian_guess
+            ),
         )
         values = np.exp(log_params)
         params = {
@@ -383,7 +455,8 @@ class CLVModel(BaseEstimator):
         }
         # Rescaling time shifts log(alpha) (and log(beta)) by a constant: the covariance
         # of the log-parameters is unchanged.
-        log_covariance = _log_covariance(hessian, len(frequency))
+        n_customers = len(frequency) if weights is None else float(np.sum(weights))
+        log_covariance = _log_covariance(hessian, n_customers)
         return {
             "purchase_model_": name,
             "purchase_params_": params,
@@ -391,7 +464,7 @@ class CLVModel(BaseEstimator):
             "purchase_standard_errors_": _standard_errors(params, log_covariance),
             "purchase_penalizer_coef_": penalizer,
             "purchase_log_likelihood_": module.log_likelihood(
-                tuple(params.values()), frequency, recency, T
+                tuple(params.values()), frequency, recency, T, weights
             ),
         }
 
@@ -427,10 +500,6 @@ class CLVModel(BaseEstimator):
             )
         if not all(p >= 0 for p in (self.penalizer_coef, *self.penalizer_retries)):
             raise CLVInputError("penalizer_coef and penalizer_retries must be >= 0.")
-        if not (isinstance(self.n_draws, numbers.Integral) and self.n_draws >= 2):
-            raise CLVInputError(f"n_draws must be a whole number >= 2, got {self.n_draws!r}.")
-        if not 0 < self.interval_level < 1:
-            raise CLVInputError(f"interval_level must be in (0, 1), got {self.interval_level!r}.")
 
     def _fit_with_retries(self, name, fit_one):
         schedule = [self.penalizer_coef] + sorted(
@@ -458,7 +527,9 @@ class CLVModel(BaseEstimator):
             "visible); inspect the RFM table or pass larger penalizer_retries."
         )
 
-    def _fit_purchase_once(self, name, frequency, recency, T, penalizer, start=None):
+    def _fit_purchase_once(
+        self, name, frequency, recency, T, penalizer, start=None, weights=None, hessian_guess=None
+    ):
         module = _MODULES[name]
         if self.engine == "segml":
             result, scale = module.fit(
@@ -468,6 +539,9 @@ class CLVModel(BaseEstimator):
                 penalizer_coef=penalizer,
                 max_iter=self.max_iter,
                 start=start,
+                weights=weights,
+                # A guess made for the unpenalised problem is only used there.
+                hessian_guess=hessian_guess if penalizer == self.penalizer_coef else None,
             )
             if not result.converged:
                 return None, result.message
@@ -503,10 +577,14 @@ class CLVModel(BaseEstimator):
         )
         return (log_params, scale, hessian), None
 
-    def _fit_gamma_gamma(self, frequency, monetary, penalizer):
+    def _fit_gamma_gamma(self, frequency, monetary, penalizer, weights=None):
         if self.engine == "segml":
             result = _gamma_gamma.fit(
-                frequency, monetary, penalizer_coef=penalizer, max_iter=self.max_iter
+                frequency,
+                monetary,
+                penalizer_coef=penalizer,
+                max_iter=self.max_iter,
+                weights=weights,
             )
             if not result.converged:
                 return None, result.message
@@ -695,90 +773,13 @@ class CLVModel(BaseEstimator):
         values = _gamma_gamma.expected_spend(self._gg(), frequency, monetary) * purchases
         return pd.Series(values, index=rfm.index, name="clv")
 
-    def clv_interval(self, rfm: pd.DataFrame, level: float | None = None) -> pd.DataFrame:
-        """Interval of each customer's CLV from the uncertainty of the fitted parameters.
-
-        Draws ``n_draws`` parameter sets from the normal approximation of each model's
-        log-parameters at the optimum (covariance: inverse Hessian over customers,
-        ``*_log_covariance_``), seeded by ``random_state``, recomputes CLV for each and
-        takes the central ``level`` quantiles. It reflects estimation uncertainty only
-        (how sure the model is of its parameters), not the spread of a single
-        customer's future behaviour. Cost: ``n_draws`` times the hypergeometric work
-        on distinct (frequency, T) pairs, plus ``n_draws`` passes over the customers.
-
-        Returns
-        -------
-        pandas.DataFrame
-            ``clv_lower`` and ``clv_upper``, indexed like ``rfm``.
-
-        Examples
-        --------
-        >>> import pandas as pd
-        >>> model = CLVModel.from_dict(_example_document()).set_params(
-        ...     n_draws=50, random_state=0)
-        >>> rfm = pd.DataFrame({"frequency": [4.0], "recency": [30.0], "T": [38.0],
-        ...                     "monetary_value": [50.0]})
-        >>> band = model.clv_interval(rfm)
-        >>> bool((band["clv_lower"] < model.clv(rfm)).all() and
-        ...      (model.clv(rfm) < band["clv_upper"]).all())
-        True
-        """
-        level = self.interval_level if level is None else level
-        if not 0 < level < 1:
-            raise CLVInputError(f"level must be in (0, 1), got {level!r}.")
-        frequency, recency, T, monetary = _rfm_arrays(rfm, need_monetary=True)
-        # One generator for both draws, so the BG/NBD and Gamma-Gamma draws are
-        # independent of each other and the whole interval is seeded by random_state.
-        rng = check_random_state(self.random_state)
-        module, params = self._purchase()
-        bg_draws = _draw(
-            params, self.purchase_log_covariance_, _DISPLAY[self.purchase_model_], self, rng
-        )
-        gg_draws = _draw(self._gg(), self.gamma_gamma_log_covariance_, "Gamma-Gamma", self, rng)
-        # The hypergeometric part depends on (frequency, T) only: once per draw and
-        # distinct pair. Then customers go in blocks so that draws x block stays small.
-        (x_u, T_u), pair, _ = distinct_rows(frequency, T)
-        per_pair = np.stack(
-            [
-                _discounted_survival_drop(
-                    module,
-                    bg,
-                    x_u,
-                    T_u,
-                    periods_per_month=self.periods_per_month,
-                    months=int(self.horizon_months),
-                    discount=self.monthly_discount_rate,
-                )
-                for bg in bg_draws
-            ]
-        )
-        n = len(frequency)
-        lower, upper = np.empty(n), np.empty(n)
-        block = max(1, _INTERVAL_CELLS // self.n_draws)
-        quantiles = [(1 - level) / 2, (1 + level) / 2]
-        for start in range(0, n, block):
-            part = slice(start, start + block)
-            x, t_x, age, m = frequency[part], recency[part], T[part], monetary[part]
-            values = np.stack(
-                [
-                    _gamma_gamma.expected_spend(gg, x, m)
-                    * module.purchase_factor(bg, x, t_x, age)
-                    * drop[pair[part]]
-                    for bg, gg, drop in zip(bg_draws, gg_draws, per_pair, strict=True)
-                ]
-            )
-            lower[part], upper[part] = np.quantile(values, quantiles, axis=0)
-        return pd.DataFrame({"clv_lower": lower, "clv_upper": upper}, index=rfm.index)
-
-    def predict(self, rfm: pd.DataFrame, *, interval: bool = False) -> pd.DataFrame:
+    def predict(self, rfm: pd.DataFrame) -> pd.DataFrame:
         """All predictions per customer, one column each.
 
         Parameters
         ----------
         rfm : pandas.DataFrame
             ``frequency``, ``recency``, ``T``, ``monetary_value`` per customer.
-        interval : bool, default False
-            Add ``clv_lower`` / ``clv_upper`` from :meth:`clv_interval` (slower).
 
         Returns
         -------
@@ -804,16 +805,13 @@ class CLVModel(BaseEstimator):
             columns["expected_spend"] = self.expected_spend(rfm)
             columns["clv"] = self.clv(rfm)
         columns["has_repeat_purchase"] = rfm["frequency"].to_numpy() > 0
-        out = pd.DataFrame(columns, index=rfm.index)
-        if interval:
-            out = out.join(self.clv_interval(rfm))
-        return out
+        return pd.DataFrame(columns, index=rfm.index)
 
     def parameter_summary(self) -> pd.DataFrame:
         """Fitted parameters with standard errors and 95% intervals, one row each.
 
         Intervals come from the normal approximation of the log-parameter (the one
-        :meth:`clv_interval` samples), ``exp(log(theta) +- 1.96 se(log theta))``, so
+        CLV intervals draw parameters from), ``exp(log(theta) +- 1.96 se(log theta))``, so
         they stay positive; lifetimes' ``summary`` uses ``theta +- 1.96 se`` instead.
 
         Returns
@@ -952,11 +950,6 @@ class CLVModel(BaseEstimator):
         from segml.persistence import versions
 
         hyper = self.get_params()
-        if not (hyper["random_state"] is None or isinstance(hyper["random_state"], int)):
-            raise CLVInputError(
-                "random_state must be an int or None to save the model as data, got "
-                f"{type(hyper['random_state']).__name__}."
-            )
         hyper["penalizer_retries"] = list(hyper["penalizer_retries"])
         selection = getattr(self, "model_selection_", None)
         spend = self.gamma_gamma_params_
@@ -1007,6 +1000,10 @@ class CLVModel(BaseEstimator):
         try:
             hyper = dict(document["hyperparameters"])
             hyper["penalizer_retries"] = tuple(hyper["penalizer_retries"])
+            # Documents written before the parameter-only CLV interval was retired (in
+            # favour of clv_predictive_interval) carry its settings: nothing uses them.
+            for retired in _RETIRED_HYPERPARAMETERS:
+                hyper.pop(retired, None)
             model = cls(**hyper)
             if version == 1:
                 name, prefix = "bgnbd", "bgnbd"
@@ -1193,11 +1190,31 @@ def _select_purchase_model(cal_holdout, model=None, *, candidates=PURCHASE_MODEL
         )
     horizon = duration[0] if np.all(duration == duration[0]) else duration
     n = len(frequency)
+    # Every candidate is fitted on the distinct (frequency, recency, T) rows with their
+    # counts (exact), and predicts once per distinct row (and horizon).
+    if template.engine != "segml":  # lifetimes fits the table as it is
+        x_u, t_x_u, T_u, h_u, inverse, row_weight = frequency, recency, T, horizon, None, None
+    elif np.ndim(horizon) == 0:
+        (x_u, t_x_u, T_u), inverse, counts = distinct_rows(frequency, recency, T)
+        h_u, row_weight = horizon, counts.astype(float)
+    else:
+        (x_u, t_x_u, T_u, h_u), inverse, counts = distinct_rows(frequency, recency, T, horizon)
+        row_weight = counts.astype(float)
     rows, states = {}, {}
     for name in candidates:
         module = _MODULES[name]
         try:
-            state = states[name] = template._fit_purchase(name, frequency, recency, T)
+            start = hessian_guess = None
+            if name == "mbgnbd" and "bgnbd" in states and template.engine == "segml":
+                # MBG/NBD has BG/NBD's parameters and nearly its optimum: start there,
+                # with BG/NBD's curvature as the first guess of its own.
+                start = tuple(states["bgnbd"]["purchase_params_"].values())
+                covariance = states["bgnbd"]["purchase_log_covariance_"]
+                if np.all(np.isfinite(covariance)):
+                    hessian_guess = np.linalg.inv(covariance) / n
+            state = states[name] = template._fit_purchase(
+                name, x_u, t_x_u, T_u, weights=row_weight, start=start, hessian_guess=hessian_guess
+            )
         except CLVConvergenceError as exc:
             rows[name] = {
                 **dict.fromkeys(_SELECTION_COLUMNS, math.nan),
@@ -1209,8 +1226,8 @@ def _select_purchase_model(cal_holdout, model=None, *, candidates=PURCHASE_MODEL
             }
             continue
         params = tuple(state["purchase_params_"].values())
-        error = _conditional_expected_purchases(module, params, frequency, recency, T, horizon)
-        error = error - actual
+        predicted = _conditional_expected_purchases(module, params, x_u, t_x_u, T_u, h_u)
+        error = (predicted if inverse is None else predicted[inverse]) - actual
         log_likelihood = state["purchase_log_likelihood_"]
         k = len(module.PARAM_NAMES)
         penalizer = state["purchase_penalizer_coef_"]
@@ -1401,16 +1418,6 @@ def _standard_errors(params: dict[str, float], log_covariance: np.ndarray) -> di
         name: float(value * math.sqrt(var)) if np.isfinite(var) else math.nan
         for (name, value), var in zip(params.items(), variances, strict=True)
     }
-
-
-def _draw(params, log_covariance, name, model, rng) -> np.ndarray:
-    if not np.all(np.isfinite(log_covariance)):
-        raise CLVInputError(
-            f"The {name} fit has no finite covariance (its Hessian is not positive definite), "
-            "so there is no normal approximation to draw CLV intervals from."
-        )
-    draws = rng.multivariate_normal(np.log(params), log_covariance, size=model.n_draws)
-    return np.exp(draws)
 
 
 def _nan_to_none(value):
