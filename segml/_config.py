@@ -40,7 +40,11 @@ __all__ = [
     "section_kwargs",
 ]
 
-BUNDLED_SOURCES = ("cdnow", "cdnow-sample")
+#: Dataset names a config's ``data.source`` may give instead of a path: CDNOW (full and
+#: sample, with amounts) and ``lifetimes-example``, lifetimes' purchases-only
+#: ``example_transactions.csv`` (columns ``date`` and ``id``, no amount: map them with
+#: ``transactions: {customer_id: id, timestamp: date, amount: null}``).
+BUNDLED_SOURCES = ("cdnow", "cdnow-sample", "lifetimes-example")
 
 
 class ConfigError(ValueError):
@@ -71,6 +75,12 @@ class RunSettings:
         data's digest, e.g. ``"cdnow as of 1998-06-30 [3f2a9c1e]"``.
     description : str, optional
         Free text shown with the run and its registered version.
+    max_training_customers : int, optional
+        Spark engine only (``segml train --engine spark``): above this many customers
+        the churn and segment tables are a sample of them, by a hash of the customer
+        id, and the CLV models are fitted on every customer's distinct rows with
+        counts; the run states the sample. Default: ``segml.spark``'s
+        ``MAX_TRAINING_CUSTOMERS`` (1,000,000).
     """
 
     as_of: str | None = None
@@ -80,6 +90,7 @@ class RunSettings:
     actions_config: str | None = None
     name: str | None = None
     description: str | None = None
+    max_training_customers: int | None = None
 
 
 def _steps() -> dict[str, Callable]:
@@ -499,17 +510,43 @@ def read_source(source: str | Path, mapping: dict[str, Any]):
     :func:`segml.load_transactions`), bundled names (``cdnow``, ``cdnow-sample``) by
     :func:`segml.datasets.load_cdnow`; for those, the options that say how to read a
     file (``sep``, ``encoding``, ``sheet_name``) do not apply and are left out.
-    Returns ``(clean, report)`` as :func:`segml.load_transactions`.
+    ``lifetimes-example`` is the CSV file inside the installed lifetimes package,
+    read as a file. Returns ``(clean, report)`` as :func:`segml.load_transactions`.
+
+    Examples
+    --------
+    >>> from segml._config import read_source
+    >>> clean, report = read_source(
+    ...     "lifetimes-example", {"customer_id": "id", "timestamp": "date", "amount": None})
+    >>> list(clean.columns), clean["customer_id"].nunique(), report.settings["amount"]
+    (['customer_id', 'timestamp'], 5000, None)
     """
     from segml.datasets import load_cdnow
     from segml.transactions import load_transactions
 
+    if source == "lifetimes-example":
+        clean, report = load_transactions(_lifetimes_example(), **mapping)
+        report.source = f"{source} (example_transactions.csv of the lifetimes package)"
+        return clean, report
     if isinstance(source, str) and source in BUNDLED_SOURCES:
         options = {k: v for k, v in mapping.items() if k not in _FILE_READING_OPTIONS}
         clean, report = load_transactions(load_cdnow(sample=source == "cdnow-sample"), **options)
         report.source = f"{source} (bundled with the lifetimes package)"
         return clean, report
     return load_transactions(source, **mapping)
+
+
+def _lifetimes_example() -> Path:
+    """lifetimes' purchases-only example log, found without importing lifetimes."""
+    from importlib.util import find_spec
+
+    spec = find_spec("lifetimes")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            "data.source lifetimes-example ships inside the 'lifetimes' package, which is not "
+            "installed: pip install lifetimes==0.11.3"
+        )
+    return Path(spec.submodule_search_locations[0]) / "datasets" / "example_transactions.csv"
 
 
 #: load_transactions options that say how to read a file (not used for a DataFrame).

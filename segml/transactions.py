@@ -818,7 +818,7 @@ def load_transactions(
     *,
     customer_id: str = "customer_id",
     timestamp: str = "timestamp",
-    amount: str = "amount",
+    amount: str | None = "amount",
     as_of=None,
     timestamp_format: str | None = None,
     timezone: str = "UTC",
@@ -845,6 +845,11 @@ def load_transactions(
         never modified.
     customer_id, timestamp, amount : str
         Names of the input's customer id, purchase time and purchase value columns.
+        ``amount=None`` reads a purchases-only log (lifetimes'
+        ``example_transactions.csv``: an id and a date per purchase): no amount is
+        read or checked, and the clean log has no ``amount`` column. The purchase
+        model is then fitted alone (``CLVModel(spend_model=None)``) and there is no
+        CLV. ``currency``, ``currency_column`` and ``returns="net"`` need an amount.
     as_of : date-like, optional
         When given, transactions after this day are dropped (``after_as_of``).
         A number (``19980630``) is refused: pass ``"1998-06-30"``.
@@ -891,8 +896,8 @@ def load_transactions(
     Returns
     -------
     clean : pandas.DataFrame
-        ``customer_id``, ``timestamp``, ``amount`` then the input's other columns,
-        in input order, with a fresh RangeIndex.
+        ``customer_id``, ``timestamp``, ``amount`` (absent with ``amount=None``) then
+        the input's other columns, in input order, with a fresh RangeIndex.
     report : DataQualityReport
         Rows read, kept and dropped by reason, with examples; currencies found,
         warnings, and the resolved settings.
@@ -913,6 +918,13 @@ def load_transactions(
     >>> clean, report = load_transactions(raw)
     >>> clean["customer_id"].tolist(), report.dropped
     (['1'], {'negative_amount': 1})
+
+    A purchases-only log:
+
+    >>> visits = pd.DataFrame({"id": [7, 7, 8], "date": ["2014-03-08", "2014-05-21", "2014-03-08"]})
+    >>> clean, report = load_transactions(visits, customer_id="id", timestamp="date", amount=None)
+    >>> list(clean.columns), report.settings["amount"]
+    (['customer_id', 'timestamp'], None)
     """
     _check_options(returns, zero_amounts, on_invalid, decimal, dayfirst, currency)
     if currency is not None:
@@ -940,13 +952,34 @@ def load_transactions(
         "encoding": read_info["encoding"],
         "sheet_name": read_info["sheet_name"],
     }
+    if amount is None:
+        needs_amount = {
+            "currency": currency,
+            "currency_column": currency_column,
+            "returns": None if returns == "drop" else returns,
+        }
+        given = [f"{name}={value!r}" for name, value in needs_amount.items() if value is not None]
+        if given:
+            raise TransactionsError(
+                f"amount=None reads a purchases-only log, but {', '.join(given)} needs an "
+                "amount column: pass amount='<column>' or drop the option.",
+                report,
+            )
+        if "amount" in raw.columns:
+            raise TransactionsError(
+                f"amount=None reads a purchases-only log, but {source_name} has an 'amount' "
+                "column: pass amount='amount' to use it, or drop the column.",
+                report,
+            )
     if len(raw) == 0:
         raise TransactionsError(
             f"{source_name} has 0 rows (columns: {list(raw.columns)}); "
             "expected one row per transaction.",
             report,
         )
-    mapping = {customer_id: "customer_id", timestamp: "timestamp", amount: "amount"}
+    mapping = {customer_id: "customer_id", timestamp: "timestamp"}
+    if amount is not None:
+        mapping[amount] = "amount"
     optional = [name for name in (order_id, currency_column) if name is not None]
     missing = [name for name in [*mapping, *optional] if name not in raw.columns]
     if missing:
@@ -956,7 +989,11 @@ def load_transactions(
             "load_transactions(path, customer_id='client', timestamp='date', amount='value').",
             report,
         )
-    clashes = [c for c in CANONICAL_COLUMNS if c in raw.columns and c not in mapping]
+    clashes = [
+        c
+        for c in CANONICAL_COLUMNS
+        if c in raw.columns and c not in mapping and c in mapping.values()
+    ]
     if clashes:
         raise TransactionsError(
             f"Column(s) {clashes} exist in {source_name} but other columns were mapped onto "
@@ -1051,6 +1088,12 @@ def load_transactions(
         next_day = limit.normalize() + pd.Timedelta(days=1)
         drop("after_as_of", parsed >= next_day)
 
+    if amount is None:
+        # A purchases-only log: every row that has an id and a date is a purchase.
+        # (``decimal`` stays as given: it is unused, and batch scoring replays it.)
+        frame = frame.assign(customer_id=ids, timestamp=parsed)
+        return _finish(frame, keep, drop, drop_duplicates, report, source_name)
+
     # --- amounts
     amounts = _parse_amounts(frame["amount"], decimal)
     raw_amounts = frame["amount"]
@@ -1103,12 +1146,18 @@ def load_transactions(
     else:
         frame = _net_returns(frame, keep, original, report)
 
+    return _finish(frame, keep, drop, drop_duplicates, report, source_name)
+
+
+def _finish(frame, keep, drop, drop_duplicates, report, source_name):
+    """Drop repeated rows, keep the rows left, and refuse an empty result."""
     if drop_duplicates:
         drop("duplicate_row", _duplicated(frame) & keep)
 
     clean = frame[keep].reset_index(drop=True)
     clean["customer_id"] = clean["customer_id"].astype("str")
-    clean["amount"] = clean["amount"].astype("float64")
+    if "amount" in clean.columns:
+        clean["amount"] = clean["amount"].astype("float64")
     report.rows_kept = len(clean)
     if len(clean) == 0:
         reasons = ", ".join(f"{r}: {n}" for r, n in report.dropped.items())

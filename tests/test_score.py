@@ -30,14 +30,30 @@ from segml.batch import (
 )
 from segml.cli import app
 from segml.datasets import simulate_transactions
-from segml.scoring import CustomerScorer, customer_features
+from segml.scoring import OUTPUT_COLUMNS, CustomerScorer, customer_features
 from segml.tracking import train
 from segml.transactions import load_transactions
 
 AS_OF = "1998-06-30"
 MODEL_NAME = "segml-score-test"
 runner = CliRunner()
-FLOATS = ["clv", "p_alive", "expected_purchases", "churn_probability"]
+FLOATS = [
+    "clv",
+    "p_alive",
+    "expected_purchases",
+    "churn_probability",
+    # The predictive columns (issue 13); NaN where a quantile does not exist.
+    "p_buy_30d",
+    "p_buy_90d",
+    "p_buy_again",
+    "next_purchase_days",
+    "next_purchase_low_days",
+    "next_purchase_high_days",
+    "clv_low",
+    "clv_high",
+]
+# ISO dates counted from the scoring day; missing where the customer has none.
+DATES = ["next_purchase_date", "next_purchase_low", "next_purchase_high"]
 LABELS = [
     "customer_id",
     "segment",
@@ -115,12 +131,12 @@ def test_a_saved_scorer_of_another_format_version_is_refused(fitted, tmp_path):
 
     folder = fitted.save(tmp_path / "scorer")
     document = json.loads((folder / "scorer.json").read_text())
-    document["format_version"] = 3
+    document["format_version"] = 4
     (folder / "scorer.json").write_text(json.dumps(document))
     with pytest.raises(
         PersistenceError,
-        match=r"scorer\.json is a segml\.CustomerScorer of format_version 3; this segml "
-        r"reads version 2\. Re-fit or re-save it",
+        match=r"scorer\.json is a segml\.CustomerScorer of format_version 4; this segml "
+        r"reads version 3\. Re-fit or re-save it",
     ):
         CustomerScorer.load(folder)
 
@@ -135,11 +151,18 @@ def assert_same_scores(got: pd.DataFrame, expected: pd.DataFrame, *, rtol: float
         assert got[column].tolist() == expected[column].tolist(), column
     for column in FLOATS:
         np.testing.assert_allclose(got[column], expected[column], rtol=rtol, atol=0)
+    for column in DATES:
+        # A missing date: null in Parquet and in the scorer, an empty field in CSV.
+        assert got[column].fillna("").tolist() == expected[column].fillna("").tolist(), column
+    assert expected[DATES[0]].notna().any() and expected[DATES[0]].isna().any()
 
 
 def read_csv(path: Path) -> pd.DataFrame:
     return pd.read_csv(
-        path, dtype={"customer_id": str, "model_version": str, "run_id": str}, keep_default_na=False
+        path,
+        dtype={"customer_id": str, "model_version": str, "run_id": str},
+        keep_default_na=False,
+        na_values={column: [""] for column in FLOATS},  # NaN is an empty field
     )
 
 
@@ -765,15 +788,22 @@ def test_a_scorer_saved_before_cleaning_was_recorded_still_loads(fitted, tmp_pat
 
     folder = fitted.save(tmp_path / "scorer")
     document = json.loads((folder / "scorer.json").read_text())
-    assert document["format_version"] == 2
+    assert document["format_version"] == 3
     assert document["settings"]["cleaning"] == fitted.cleaning
     document["format_version"] = 1
     del document["settings"]["cleaning"]
+    # Version 1 also predates the predictive columns (version 3).
+    for key in ("predictive", "notices"):
+        del document[key]
+    for key in ("p_buy_windows_days", "interval_level", "n_draws", "random_state"):
+        del document["settings"][key]
     (folder / "scorer.json").write_text(json.dumps(document))
     old = CustomerScorer.load(folder)
     assert old.cleaning is None
     features = customer_features(clean, as_of=AS_OF, windows_days=fitted.windows_days)
-    pd.testing.assert_frame_equal(old.predict(features), fitted.predict(features))
+    base = list(OUTPUT_COLUMNS[:10])
+    assert old.output_columns_ == base
+    pd.testing.assert_frame_equal(old.predict(features), fitted.predict(features)[base])
 
 
 def test_a_bundled_dataset_name_is_a_transaction_log(tmp_path, model_dir, fitted, clean):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -690,3 +692,40 @@ def test_naive_dates_in_any_format_are_in_the_timezone_already():
     assert report.notes == [
         "timezone-aware timestamps converted to Asia/Tokyo and stored without zone"
     ]
+
+
+def test_a_purchases_only_log_is_read_without_an_amount():
+    # lifetimes' example_transactions.csv: an id and a date per purchase, no amount.
+    from lifetimes.datasets import load_transaction_data
+
+    raw = load_transaction_data()
+    clean, report = load_transactions(raw, customer_id="id", timestamp="date", amount=None)
+    assert list(clean.columns) == ["customer_id", "timestamp"]
+    assert report.settings["amount"] is None
+    # Replayed by batch scoring as given: a purchases-only model scores with the same call.
+    again, _ = load_transactions(raw, **report.settings)
+    pd.testing.assert_frame_equal(again, clean)
+    # Rows repeating an earlier (id, date) are the only ones dropped.
+    assert report.dropped == {"duplicate_row": int(raw.duplicated().sum())}
+    assert len(clean) == len(raw.drop_duplicates()) == report.rows_kept
+    assert clean["customer_id"].nunique() == raw["id"].nunique()
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"currency": "EUR"}, "currency='EUR'"),
+        ({"currency_column": "cur"}, "currency_column='cur'"),
+        ({"returns": "net"}, "returns='net'"),
+    ],
+)
+def test_options_that_need_an_amount_are_refused_without_one(options, named):
+    raw = pd.DataFrame({"customer_id": ["a"], "timestamp": ["2024-01-01"], "cur": ["EUR"]})
+    with pytest.raises(TransactionsError, match=re.escape(named) + ".*needs an amount column"):
+        load_transactions(raw, amount=None, **options)
+
+
+def test_an_amount_column_is_not_silently_ignored_when_amount_is_none():
+    raw = pd.DataFrame({"customer_id": ["a"], "timestamp": ["2024-01-01"], "amount": [3.0]})
+    with pytest.raises(TransactionsError, match="has an 'amount' column: pass amount='amount'"):
+        load_transactions(raw, amount=None)

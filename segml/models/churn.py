@@ -631,8 +631,11 @@ def early_warning(
     ----------
     scores : pandas.DataFrame
         Indexed by ``customer_id``, with ``clv``, ``churn_probability`` and
-        ``risk_band`` (the band, e.g. from :meth:`ChurnModel.predict`); ``segment``,
-        ``segment_name`` and ``tier`` are carried along when present.
+        ``risk_band`` (the band, e.g. from :meth:`ChurnModel.predict`); when present,
+        the CLV predictive interval (``clv_low``, ``clv_high``) is shown beside
+        ``clv``, and ``segment``, ``segment_name``, ``tier``, the next purchase
+        (``p_buy_again``, ``next_purchase_date``: missing when the customer is more
+        likely never to buy again) are carried along.
     top_n : int, default 50
         Length of the list.
     include_risk : sequence of str or None, default ("high", "medium")
@@ -645,8 +648,12 @@ def early_warning(
     Returns
     -------
     pandas.DataFrame
-        ``top_n`` rows (fewer if fewer customers in ``include_risk``): ``value_at_risk``, ``clv``,
-        ``churn_probability``, ``risk_band``, the carried columns and ``action``.
+        ``top_n`` rows (fewer if fewer customers in ``include_risk``): ``value_at_risk``, ``clv``
+        (with ``clv_low``, ``clv_high``), ``churn_probability``, ``risk_band``, the carried
+        columns and ``action``. Scores without ``clv`` (a purchases-only log) but
+        with ``expected_purchases`` are ranked by ``purchases_at_risk =
+        expected_purchases * churn_probability`` instead, with ``expected_purchases``
+        in place of ``clv``.
         Ties in value at risk are ordered by ``customer_id``.
 
     Raises
@@ -669,9 +676,27 @@ def early_warning(
     b                     38.0        2       high
     >>> early_warning(scores, top_n=2, include_risk=None).index.tolist()
     ['c', 'a']
+
+    With the scorer's predictive columns, the list shows the CLV interval and the
+    next purchase date:
+
+    >>> scores = scores.assign(clv_low=[90.0, 0.0, 40.0], clv_high=[1200.0, 110.0, 700.0],
+    ...                        p_buy_again=[0.9, 0.2, 0.6],
+    ...                        next_purchase_date=["1998-08-02", None, "1998-12-20"])
+    >>> table = early_warning(scores, top_n=2)
+    >>> shown = ["clv", "clv_low", "clv_high", "next_purchase_date"]
+    >>> table[shown]  # doctest: +NORMALIZE_WHITESPACE
+                   clv  clv_low  clv_high next_purchase_date
+    customer_id
+    c            300.0     40.0     700.0         1998-12-20
+    b             40.0      0.0     110.0                NaN
     """
     actions = dict(DEFAULT_ACTIONS if actions is None else actions)
-    required = ("clv", "churn_probability", "risk_band")
+    # Scores of a purchases-only log have no clv: purchases at risk rank them instead.
+    value, at_risk = "clv", "value_at_risk"
+    if "clv" not in scores.columns and "expected_purchases" in scores.columns:
+        value, at_risk = "expected_purchases", "purchases_at_risk"
+    required = (value, "churn_probability", "risk_band")
     missing = [c for c in required if c not in scores.columns]
     if missing:
         raise ChurnInputError(
@@ -698,15 +723,20 @@ def early_warning(
             f"No action configured for risk band(s) {no_action}; add them to actions "
             f"(configured: {sorted(actions)})."
         )
-    carried = [c for c in ("segment", "segment_name", "tier") if c in scores.columns]
-    table = scores.loc[:, ["clv", "churn_probability", "risk_band", *carried]].copy()
-    table.insert(0, "value_at_risk", table["clv"] * table["churn_probability"])
+    interval = [c for c in ("clv_low", "clv_high") if c in scores.columns]
+    carried = [
+        c
+        for c in ("segment", "segment_name", "tier", "p_buy_again", "next_purchase_date")
+        if c in scores.columns
+    ]
+    table = scores.loc[:, [value, *interval, "churn_probability", "risk_band", *carried]].copy()
+    table.insert(0, at_risk, table[value] * table["churn_probability"])
     table["action"] = table["risk_band"].astype(str).map(actions)
     index_name = table.index.name or "customer_id"
     table = (
         table.rename_axis(index_name)
         .reset_index()
-        .sort_values(["value_at_risk", index_name], ascending=[False, True], kind="stable")
+        .sort_values([at_risk, index_name], ascending=[False, True], kind="stable")
         .set_index(index_name)
     )
     return table.head(top_n)

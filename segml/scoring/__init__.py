@@ -4,12 +4,18 @@
   value tier, RFM segment) into a :class:`SegmentMap`: name, definition, size,
   share, profile, attribute mix and recommended action of every group; JSON and
   CSV round trips and a diff between two runs.
+- :class:`CustomerScorer` fits every model and scores customers in one call;
+  :func:`training_tables` builds the tables it is fitted on
+  (:meth:`CustomerScorer.fit_tables`), which the Spark path builds on Spark.
 - :func:`migration_matrix` counts customers moving between tiers or segments from
   one scoring to the next, with new and lost customers as their own row and column.
 """
 
 from segml.scoring._migration import LOST, NEW, MigrationError, migration_matrix
 from segml.scoring._scorer import (
+    BASE_OUTPUT_COLUMNS,
+    CLV_OUTPUT_COLUMNS,
+    DATE_OUTPUT_COLUMNS,
     OUTPUT_COLUMNS,
     STRING_OUTPUT_COLUMNS,
     CustomerScorer,
@@ -26,13 +32,19 @@ from segml.scoring._segment_map import (
     load_actions,
     risk_actions,
 )
+from segml.scoring._training_tables import TrainingTables, training_tables
 
 __all__ = [
+    "BASE_OUTPUT_COLUMNS",
+    "CLV_OUTPUT_COLUMNS",
+    "DATE_OUTPUT_COLUMNS",
     "OUTPUT_COLUMNS",
     "STRING_OUTPUT_COLUMNS",
     "CustomerScorer",
     "ScorerError",
     "customer_features",
+    "TrainingTables",
+    "training_tables",
     "DEFAULT_ACTIONS",
     "GROUPING_COLUMNS",
     "LOST",

@@ -18,9 +18,18 @@ Data flow of :meth:`CustomerScorer.predict` (one row per customer)::
          band, from the actions config's by_risk table, and action_reason
          ("tier VIP, risk high"): a VIP at high risk keeps a VIP's treatment
 
+      -> predictive columns (segml.models._predictive.predictive_summary on the
+         same RFM): p_buy_<N>d, p_buy_again, next_purchase_*_days and their
+         dates, clv_low / clv_high
+
 Customers with no repeat purchase get P(alive) = 1 under BG/NBD (Fader, Hardie & Lee
 2005): that is a property of the model, not a sign of loyalty; their churn risk
 comes from the churn model, which sees that they have one purchase only.
+
+A purchases-only log (no ``amount`` column, like lifetimes' ``example_transactions``)
+fits the purchase model alone (``spend_model=None``): the scores have no ``clv``,
+``clv_low`` or ``clv_high``, segments rank by ``expected_purchases`` and the default
+scorecard grades orders instead of spend; ``notices_`` says so once.
 """
 
 from __future__ import annotations
@@ -34,15 +43,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
+from sklearn.utils import check_random_state
 
-from segml.features import calibration_holdout
-from segml.features._churn import churn_features, churn_labels
 from segml.models._churn_baseline import BaselineChurnModel
 from segml.models._churn_evaluation import churn_baselines, evaluate_churn
 from segml.models._clv_metrics import holdout_metrics
+from segml.models._predictive import predictive_summary
 from segml.models.churn import RISK_BANDS, ChurnModel
 from segml.models.clv import CLVModel
-from segml.models.scorecard import TierScorecard, repurchase_rate
+from segml.models.scorecard import DEFAULT_CONFIG, TierScorecard
+from segml.models.segments import DEFAULT_FEATURES as DEFAULT_SEGMENT_FEATURES
 from segml.models.segments import SegmentModel
 from segml.persistence import (
     PersistenceError,
@@ -60,8 +70,20 @@ from segml.scoring._segment_map import (
     check_actions,
     risk_actions,
 )
+from segml.scoring._training_tables import (
+    DAYS_PER_UNIT,
+    ScorerError,
+    TrainingTables,
+    check_table_settings,
+    customer_features,
+    spend_columns,
+    training_tables,
+)
 
 __all__ = [
+    "BASE_OUTPUT_COLUMNS",
+    "CLV_OUTPUT_COLUMNS",
+    "DATE_OUTPUT_COLUMNS",
     "OUTPUT_COLUMNS",
     "STRING_OUTPUT_COLUMNS",
     "CustomerScorer",
@@ -69,8 +91,9 @@ __all__ = [
     "customer_features",
 ]
 
-#: The columns of :meth:`CustomerScorer.predict`, in order.
-OUTPUT_COLUMNS = (
+#: The scores of every scorer, whatever it was fitted on (scorers saved before the
+#: predictive columns existed output these only; without a spend model, no ``clv``).
+BASE_OUTPUT_COLUMNS = (
     "clv",
     "p_alive",
     "expected_purchases",
@@ -82,43 +105,60 @@ OUTPUT_COLUMNS = (
     "action",
     "action_reason",
 )
-#: The text columns of :data:`OUTPUT_COLUMNS` (``segment`` is an integer, the rest float).
-STRING_OUTPUT_COLUMNS = ("segment_name", "tier", "risk_band", "action", "action_reason")
-_DAYS_PER_UNIT = {"D": 1, "W": 7}
+#: The next-purchase dates: ISO ``YYYY-MM-DD`` text, missing where there is no date.
+DATE_OUTPUT_COLUMNS = ("next_purchase_date", "next_purchase_low", "next_purchase_high")
+#: The columns that need a spend model, absent from a purchases-only scorer's scores.
+CLV_OUTPUT_COLUMNS = ("clv", "clv_low", "clv_high")
+_DAYS_COLUMNS = ("next_purchase_days", "next_purchase_low_days", "next_purchase_high_days")
+_DEFAULT_P_BUY_WINDOWS_DAYS = (30, 90)
+
+
+def _output_columns(p_buy_windows_days: Sequence[int] | None, with_clv: bool) -> tuple[str, ...]:
+    """The scores' columns: the base ones, then the predictive ones (None: none)."""
+    predictive = ()
+    if p_buy_windows_days is not None:
+        predictive = (
+            *(f"p_buy_{int(w)}d" for w in p_buy_windows_days),
+            "p_buy_again",
+            *_DAYS_COLUMNS,
+            *DATE_OUTPUT_COLUMNS,
+            "clv_low",
+            "clv_high",
+        )
+    columns = (*BASE_OUTPUT_COLUMNS, *predictive)
+    return columns if with_clv else tuple(c for c in columns if c not in CLV_OUTPUT_COLUMNS)
+
+
+#: The columns of :meth:`CustomerScorer.predict` for the default settings (a log with
+#: amounts, ``p_buy_windows_days=(30, 90)``), in order. A fitted scorer's own columns
+#: are ``scorer.output_columns_``: other windows name other ``p_buy_<N>d`` columns,
+#: and a purchases-only scorer has no :data:`CLV_OUTPUT_COLUMNS`.
+OUTPUT_COLUMNS = _output_columns(_DEFAULT_P_BUY_WINDOWS_DAYS, with_clv=True)
+#: The text columns of the scores: labels, and the dates as ISO text (``segment`` is
+#: an integer; every other column is float, NaN where a value does not exist).
+STRING_OUTPUT_COLUMNS = (
+    "segment_name",
+    "tier",
+    "risk_band",
+    "action",
+    "action_reason",
+    *DATE_OUTPUT_COLUMNS,
+)
+_DAYS_PER_UNIT = DAYS_PER_UNIT
 _FORMAT = "segml.CustomerScorer"
-# Version 2 added settings.cleaning (how the training log was cleaned). Version 1 files
-# still load, with cleaning None; a segml that reads only version 1 refuses version 2
-# rather than scoring without the cleaning.
-_FORMAT_VERSION = 2
+# Version 2 added settings.cleaning (how the training log was cleaned); version 3 the
+# predictive columns (settings p_buy_windows_days, interval_level, n_draws,
+# random_state; the "predictive" block with the seed of the draws) and "notices".
+# Older files still load and score as they did (no predictive columns; cleaning None
+# in version 1); a segml that reads only older versions refuses a newer file rather
+# than scoring without what it adds.
+_FORMAT_VERSION = 3
 #: ``format_version`` values of ``scorer.json`` this segml reads.
-SCORER_FORMAT_VERSIONS = (1, 2)
-
-
-class ScorerError(ValueError):
-    """Inputs or settings the scorer cannot use; the message says which and how to fix it."""
-
-
-def customer_features(
-    transactions: pd.DataFrame, *, as_of, windows_days: Sequence[int] = (90,)
-) -> pd.DataFrame:
-    """Every input feature of the scorer, per customer known at ``as_of``.
-
-    The churn features of :func:`segml.features.churn_features` (RFM in days,
-    purchase gaps, recent-window trends, quantities when present) plus the
-    ``repurchase_rate`` that the tier scorecard grades. All float64, no NaN; only
-    transactions up to ``as_of`` are read.
-
-    Examples
-    --------
-    >>> from segml.datasets import load_cdnow
-    >>> from segml.scoring._scorer import customer_features
-    >>> features = customer_features(load_cdnow(sample=True), as_of="1997-09-30")
-    >>> features.shape[0], features.loc["0001", ["frequency", "n_orders"]].tolist()
-    (2357, [2.0, 3.0])
-    """
-    features = churn_features(transactions, as_of=as_of, windows_days=windows_days)
-    rate = repurchase_rate(transactions, as_of=as_of).reindex(features.index)
-    return features.assign(repurchase_rate=rate.to_numpy(dtype="float64"))
+SCORER_FORMAT_VERSIONS = (1, 2, 3)
+#: Segment features of a purchases-only log (no spend): recency, orders and tenure.
+PURCHASE_SEGMENT_FEATURES = ("days_since_last_purchase", "n_orders", "tenure_days")
+#: The default scorecard of a purchases-only log: orders instead of spend.
+PURCHASES_SCORECARD_CONFIG = DEFAULT_CONFIG.with_name("scorecard_purchases.yaml")
 
 
 class CustomerScorer:
@@ -162,6 +202,44 @@ class CustomerScorer:
         scaling (:class:`~segml.models._churn_baseline.BaselineChurnModel`): a model
         that loses to ``-expected_purchases`` should not score customers.
         ``churn_source_`` says which was deployed and why.
+    p_buy_windows_days : sequence of int, default (30, 90)
+        Windows of the ``p_buy_<N>d`` columns: P(at least one purchase in the next N
+        days), :func:`segml.models._predictive.purchase_probability`.
+    interval_level : float, default 0.8
+        Level of the next-purchase interval (``next_purchase_low`` / ``_high``, the
+        10% and 90% quantiles of the waiting time at 0.8) and of the CLV predictive
+        interval (``clv_low`` / ``clv_high``).
+    n_draws : int, default 200
+        Simulated draws per customer behind ``clv_low`` / ``clv_high``
+        (:func:`segml.models._predictive.clv_predictive_interval`).
+    random_state : int, numpy.random.Generator, RandomState or None, default None
+        Seeds those draws. :meth:`fit` turns it into one integer seed, kept in
+        ``predictive_seed_`` and saved: a saved scorer gives the same intervals every
+        time it scores, and a customer's interval does not depend on the other
+        customers scored with it (nor their order, chunk or Spark partition).
+
+    **Predictive columns.** After the base columns, :meth:`predict` adds
+    :func:`segml.models._predictive.predictive_summary` of the CLV model on the
+    same RFM: ``p_buy_<N>d``, ``p_buy_again``, the waiting time to the next
+    purchase in days (``next_purchase_days``: the median; ``next_purchase_low_days``
+    / ``next_purchase_high_days``: the interval), the same as dates
+    (``next_purchase_date``, ``next_purchase_low``, ``next_purchase_high``) and
+    ``clv_low`` / ``clv_high``. A quantile exists only when ``p_buy_again`` exceeds
+    its level: a customer more likely never to buy again than to buy at all
+    (``p_buy_again <= 0.5``) has no next-purchase date (NaN days, missing date), and
+    ``p_buy_again`` says why.
+
+    **Dates and the scoring date.** Features hold durations, not dates, so the
+    dates need the day the features were computed at: ``predict(features,
+    as_of=...)``. They are ISO ``YYYY-MM-DD`` text (:data:`DATE_OUTPUT_COLUMNS`, in
+    :data:`STRING_OUTPUT_COLUMNS`), ``as_of`` plus the offset rounded up to whole
+    days, missing where there is no date, so that they read the same in Parquet,
+    CSV, the MLflow signature (``string``) and Spark's struct UDF. Without
+    ``as_of`` every date is missing (the ``*_days`` columns are still there).
+    :meth:`score` passes its ``as_of``; the MLflow pyfunc takes it as the inference
+    parameter ``as_of`` (``model.predict(frame, params={"as_of": "1998-06-30"})``);
+    ``segml score`` and the Spark scorer pass the date they score at. All of them
+    call this method, so they give the same values.
 
     Attributes
     ----------
@@ -181,6 +259,19 @@ class CustomerScorer:
         Date the scorer was trained at.
     timings_ : dict of str to float
         Seconds taken by each step of :meth:`fit`.
+    output_columns_ : list of str
+        Columns of :meth:`predict`, in order: :data:`OUTPUT_COLUMNS` with this
+        scorer's ``p_buy_<N>d`` windows, without :data:`CLV_OUTPUT_COLUMNS` when the
+        CLV model has no spend model (a scorer saved before format version 3: the
+        first ten columns only). The MLflow signature, ``segml score`` and the Spark
+        scorer take the columns from here.
+    predictive_settings_ : dict or None
+        ``p_buy_windows_days``, ``interval_level``, ``n_draws`` and ``seed`` (the
+        integer seed of the draws) the predictive columns are computed with; None for
+        a scorer saved before they existed.
+    notices_ : list of str
+        What the scorer left out and why, stated once (e.g. a purchases-only log has
+        no CLV columns); a training run prints and logs them.
 
     Examples
     --------
@@ -189,13 +280,25 @@ class CustomerScorer:
     >>> from segml.models.segments import SegmentModel
     >>> from segml.scoring._scorer import CustomerScorer
     >>> log = load_cdnow(sample=True)
-    >>> scorer = CustomerScorer(clv=CLVModel(time_unit="W"),
-    ...                         segments=SegmentModel(n_segments=4)).fit(log, as_of="1998-06-30")
+    >>> scorer = CustomerScorer(clv=CLVModel(time_unit="W"), segments=SegmentModel(n_segments=4),
+    ...                         random_state=0).fit(log, as_of="1998-06-30")
     >>> scores = scorer.score(log, as_of="1998-06-30")
-    >>> list(scores.columns) == list(OUTPUT_COLUMNS)
+    >>> list(scores.columns) == list(OUTPUT_COLUMNS) == scorer.output_columns_
     True
     >>> int(scores["segment"].nunique())
     4
+    >>> scores.loc["0001", ["clv", "p_buy_90d", "next_purchase_days"]].astype(float).round(2)
+    clv                    29.40
+    p_buy_90d               0.25
+    next_purchase_days    316.81
+    Name: 0001, dtype: float64
+    >>> low, high = scores.loc["0001", ["clv_low", "clv_high"]]  # 80% predictive interval
+    >>> bool(0 <= low <= 29.4 <= high)
+    True
+    >>> scores.loc["0001", "next_purchase_date"], scores.loc["0002", "next_purchase_date"]
+    ('1999-05-13', nan)
+    >>> round(float(scores.loc["0002", "p_buy_again"]), 3)  # why 0002 has no date
+    0.167
     """
 
     def __init__(
@@ -211,6 +314,10 @@ class CustomerScorer:
         windows_days: Sequence[int] = (90,),
         cleaning: dict[str, Any] | None = None,
         churn_fallback: bool = True,
+        p_buy_windows_days: Sequence[int] = _DEFAULT_P_BUY_WINDOWS_DAYS,
+        interval_level: float = 0.8,
+        n_draws: int = 200,
+        random_state=None,
     ):
         self.clv = clv
         self.segments = segments
@@ -222,6 +329,10 @@ class CustomerScorer:
         self.windows_days = windows_days
         self.cleaning = cleaning
         self.churn_fallback = churn_fallback
+        self.p_buy_windows_days = p_buy_windows_days
+        self.interval_level = interval_level
+        self.n_draws = n_draws
+        self.random_state = random_state
 
     # ------------------------------------------------------------------ fitting
     def fit(
@@ -233,6 +344,10 @@ class CustomerScorer:
         diagnostics: bool = False,
     ) -> CustomerScorer:
         """Fit every model on the log up to ``as_of`` and evaluate them on time splits.
+
+        The same as ``fit_tables(training_tables(transactions, as_of=as_of, ...))``
+        with this scorer's settings; building the tables is timed as the step
+        ``"features"``.
 
         Parameters
         ----------
@@ -254,19 +369,95 @@ class CustomerScorer:
         self
         """
         as_of = pd.Timestamp(as_of).normalize()
-        horizon = pd.Timedelta(days=int(self.churn_horizon_days))
         self._check_settings()
-        first_day = transactions["timestamp"].min().normalize()
-        earliest_cutoff = as_of - 2 * horizon
-        if earliest_cutoff <= first_day:
-            raise ScorerError(
-                f"churn_horizon_days={self.churn_horizon_days} needs two horizons of history "
-                f"before as_of={as_of.date()} (a first cutoff at {earliest_cutoff.date()}), "
-                f"but the log starts {first_day.date()}. Use a later as_of or a shorter horizon."
-            )
-        clv_template = self.clv if self.clv is not None else CLVModel()
+        started = time.perf_counter()
+        tables = training_tables(
+            transactions,
+            as_of=as_of,
+            churn_horizon_days=self.churn_horizon_days,
+            clv_holdout_days=self.clv_holdout_days,
+            windows_days=self.windows_days,
+            time_unit=self._clv_template().time_unit,
+        )
+        seconds = time.perf_counter() - started
+        if on_step is not None:
+            on_step("features", seconds)
+        return self.fit_tables(
+            tables, on_step=on_step, diagnostics=diagnostics, _timings={"features": seconds}
+        )
+
+    def fit_tables(
+        self,
+        tables: TrainingTables,
+        *,
+        on_step: Callable[[str, float], None] | None = None,
+        diagnostics: bool = False,
+        _timings: dict[str, float] | None = None,
+    ) -> CustomerScorer:
+        """Fit every model on prepared tables (:func:`~segml.scoring.training_tables`).
+
+        What :meth:`fit` does after building the tables; the Spark path builds the
+        same tables on Spark and calls this.
+
+        Parameters
+        ----------
+        tables : TrainingTables
+            Built with this scorer's ``churn_horizon_days``, ``clv_holdout_days``,
+            ``windows_days`` and CLV time unit (checked when the tables record them).
+        on_step, diagnostics
+            As in :meth:`fit`.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ScorerError
+            Tables built with other settings, churn labels that do not cover their
+            features, or less than two churn horizons of history.
+
+        Examples
+        --------
+        >>> from segml.datasets import load_cdnow
+        >>> from segml.models.clv import CLVModel
+        >>> from segml.models.segments import SegmentModel
+        >>> from segml.scoring import CustomerScorer, training_tables
+        >>> log = load_cdnow(sample=True)
+        >>> tables = training_tables(log, as_of="1998-06-30", time_unit="W")
+        >>> scorer = CustomerScorer(clv=CLVModel(time_unit="W"),
+        ...                         segments=SegmentModel(n_segments=4)).fit_tables(tables)
+        >>> scorer.as_of_, len(scorer.predict(tables.features))
+        ('1998-06-30', 2357)
+        """
+        self._check_settings()
+        predictive = self._predictive_settings()
+        clv_template = self._clv_template()
         unit = clv_template.time_unit
-        self.timings_: dict[str, float] = {}
+        self._check_tables(tables, unit)
+        notices = []
+        if "monetary_value" not in tables.features.columns:
+            # A purchases-only log: whatever the template says, there is no spend to fit.
+            clv_template = clone(clv_template).set_params(spend_model=None)
+            notices.append(
+                "The log has no amount column (purchases only): the CLV model is fitted "
+                "without a spend model, so clv, clv_low and clv_high are not scored; "
+                "segments are ranked by expected_purchases"
+                + (
+                    " and the default scorecard grades the number of orders instead of spend."
+                    if self.scorecard is None
+                    else "."
+                )
+            )
+        elif clv_template.spend_model is None:
+            notices.append(
+                "The CLV model has no spend model (spend_model=None): clv, clv_low and "
+                "clv_high are not scored, and segments are ranked by expected_purchases."
+            )
+        as_of = tables.as_of
+        horizon = pd.Timedelta(days=int(self.churn_horizon_days))
+        features = tables.features
+        self.timings_: dict[str, float] = dict(_timings or {})
         if diagnostics:
             self.diagnostics_: dict[str, Any] = {}
 
@@ -278,27 +469,31 @@ class CustomerScorer:
                 on_step(name, self.timings_[name])
             return result
 
-        features = timed(
-            "features", customer_features, transactions, as_of=as_of, windows_days=self.windows_days
-        )
+        clv_rows = self._check_clv_rows(tables.clv_rows)
+
+        def fit_clv(template, key, per_customer, **kwargs):
+            """A CLV fit on the customers, or on the tables' distinct rows with counts."""
+            if key not in clv_rows:
+                return clone(template).fit(self._clv_rfm(per_customer, unit), **kwargs)
+            rows = clv_rows[key]
+            weights = rows["count"].to_numpy()
+            return clone(template).fit(self._clv_rfm(rows, unit), sample_weight=weights, **kwargs)
 
         def fit_clv_and_evaluate():
             nonlocal clv_template
-            calibration_end = as_of - pd.Timedelta(days=int(self.clv_holdout_days))
-            split = calibration_holdout(
-                transactions,
-                calibration_end=calibration_end,
-                observation_end=as_of,
-                unit_multiplier=_DAYS_PER_UNIT[unit],
-            )
-            cal = split[["frequency_cal", "recency_cal", "T_cal", "monetary_value_cal"]]
-            cal = cal.set_axis(["frequency", "recency", "T", "monetary_value"], axis=1)
+            split = tables.cal_holdout
+            names = ["frequency", "recency", "T", "monetary_value"]
+            names = [n for n in names if f"{n}_cal" in split.columns]  # purchases only: 3
+            cal = split[[f"{n}_cal" for n in names]].set_axis(names, axis=1)
             # purchase_model="auto" is resolved once, on this calibration/holdout split
             # (the split is ignored otherwise); every other CLV fit of the run (the
             # calibration model, the churn cutoffs) then uses the model it chose.
-            deployed = clone(clv_template).fit(self._clv_rfm(features, unit), cal_holdout=split)
+            deployed = fit_clv(clv_template, "as_of", features, cal_holdout=split)
             clv_template = clone(clv_template).set_params(purchase_model=deployed.purchase_model_)
-            clv_calibration = clone(clv_template).fit(cal)
+            if "calibration" in clv_rows:
+                clv_calibration = fit_clv(clv_template, "calibration", None)
+            else:
+                clv_calibration = clone(clv_template).fit(cal)
             holdout = holdout_metrics(clv_calibration, split)
             if diagnostics:
                 self.diagnostics_.update(cal_holdout=split, clv_calibration=clv_calibration)
@@ -307,16 +502,17 @@ class CustomerScorer:
         self.clv_, clv_holdout = timed("CLV fit and holdout evaluation", fit_clv_and_evaluate)
 
         def fit_churn_and_evaluate():
-            tables = {}
-            for name, cutoff in (("train", as_of - 2 * horizon), ("test", as_of - horizon)):
-                past = customer_features(transactions, as_of=cutoff, windows_days=self.windows_days)
-                clv_at_cutoff = clone(clv_template).fit(self._clv_rfm(past, unit))
+            churn_tables = {}
+            for name, past, labels in (
+                ("train", tables.churn_train_features, tables.churn_train_labels),
+                ("test", tables.churn_test_features, tables.churn_test_labels),
+            ):
+                clv_at_cutoff = fit_clv(clv_template, f"churn_{name}", past)
                 X = self._churn_inputs(past, clv_at_cutoff, unit)
-                y = churn_labels(transactions, as_of=cutoff, horizon_days=self.churn_horizon_days)
-                tables[name] = (X, y.reindex(X.index))
+                churn_tables[name] = (X, labels.reindex(X.index))
             template = self.churn if self.churn is not None else ChurnModel(random_state=0)
-            X_train, y_train = tables["train"]
-            X_test, y_test = tables["test"]
+            X_train, y_train = churn_tables["train"]
+            X_test, y_test = churn_tables["test"]
             evaluated = clone(template).fit(X_train, y_train)
             scores = {"model": evaluated.churn_probability(X_test), **churn_baselines(X_test)}
             metrics = evaluate_churn(y_test, scores)
@@ -349,18 +545,40 @@ class CustomerScorer:
         )
 
         clv_outputs = self.clv_.predict(self._clv_rfm(features, unit))
+        value_column = self._value_column()
 
         def fit_segments():
-            table = features.assign(clv=clv_outputs["clv"].to_numpy())
+            table = features.assign(**{value_column: clv_outputs[value_column].to_numpy()})
             template = self.segments if self.segments is not None else SegmentModel()
+            if value_column != "clv" and template.value_column is None:
+                template = clone(template).set_params(value_column=value_column)
+                spend = spend_columns(template.features)
+                if spend and all(c not in features.columns for c in spend):
+                    if tuple(template.features) != DEFAULT_SEGMENT_FEATURES:
+                        raise ScorerError(
+                            f"The segment features {list(template.features)} include "
+                            f"{spend}, which a purchases-only log (no amount column) does "
+                            f"not have: use e.g. {list(PURCHASE_SEGMENT_FEATURES)}."
+                        )
+                    template = template.set_params(features=PURCHASE_SEGMENT_FEATURES)
             return clone(template).fit(table)
 
         self.segments_ = timed("segments", fit_segments)
-        card = self.scorecard if self.scorecard is not None else TierScorecard.default()
+        if self.scorecard is not None:
+            card = self.scorecard
+        elif "total_spend" in features.columns:
+            card = TierScorecard.default()
+        else:
+            card = TierScorecard.from_yaml(PURCHASES_SCORECARD_CONFIG)
         # Quantile band edges are learnt here, on the customers at as_of, and kept.
         self.scorecard_ = clone(card).fit(features)
         self.feature_columns_ = list(features.columns)
         self.as_of_ = as_of.date().isoformat()
+        self.predictive_settings_ = predictive
+        self.output_columns_ = list(
+            _output_columns(predictive["p_buy_windows_days"], with_clv=self._has_clv())
+        )
+        self.notices_ = notices
         self.evaluation_ = {
             "clv_holdout": clv_holdout,
             "churn": churn_metrics,
@@ -375,7 +593,8 @@ class CustomerScorer:
         }
 
         def map_segments():
-            scored = self._predict_core(features)
+            # The map profiles none of the predictive columns: they are not drawn here.
+            scored = self._predict_core(features, predictive=False)
             table = features.join(scored.drop(columns=["action", "action_reason"]))
             return build_segment_map(
                 table,
@@ -393,8 +612,61 @@ class CustomerScorer:
             self.diagnostics_["features"] = features
         return self
 
+    def _clv_template(self) -> CLVModel:
+        return self.clv if self.clv is not None else CLVModel()
+
+    def _has_clv(self) -> bool:
+        """Whether the fitted CLV model has a spend model (so ``clv`` is scored)."""
+        return getattr(self.clv_, "gamma_gamma_params_", None) is not None
+
+    def _value_column(self) -> str:
+        """What ranks segments: ``clv``, or ``expected_purchases`` without a spend model."""
+        return "clv" if self._has_clv() else "expected_purchases"
+
+    def _predictive_settings(self) -> dict[str, Any]:
+        """The checked predictive settings, with ``random_state`` made one integer seed."""
+        windows = self.p_buy_windows_days
+        if (
+            isinstance(windows, str | bytes)
+            or not isinstance(windows, Sequence)
+            or not windows
+            or not all(
+                isinstance(w, int | np.integer) and not isinstance(w, bool) and w > 0
+                for w in windows
+            )
+            or len(set(windows)) != len(windows)
+        ):
+            raise ScorerError(
+                f"p_buy_windows_days must be a non-empty list of distinct positive whole "
+                f"numbers of days (e.g. [30, 90]), got {windows!r}."
+            )
+        level = self.interval_level
+        if isinstance(level, bool) or not isinstance(level, float | int) or not 0 < level < 1:
+            raise ScorerError(
+                f"interval_level must be a number in (0, 1), e.g. 0.8; got {level!r}."
+            )
+        n_draws = self.n_draws
+        if isinstance(n_draws, bool) or not isinstance(n_draws, int | np.integer) or n_draws < 2:
+            raise ScorerError(f"n_draws must be a whole number >= 2, got {n_draws!r}.")
+        random_state = self.random_state
+        if isinstance(random_state, int | np.integer) and not isinstance(random_state, bool):
+            if random_state < 0:
+                raise ScorerError(f"random_state must be >= 0, got {random_state!r}.")
+            seed = int(random_state)
+        elif isinstance(random_state, np.random.Generator):
+            seed = int(random_state.integers(0, 2**31 - 1))
+        else:
+            # None or a RandomState: drawn once here, then saved with the model.
+            seed = int(check_random_state(random_state).randint(0, 2**31 - 1))
+        return {
+            "p_buy_windows_days": [int(w) for w in windows],
+            "interval_level": float(level),
+            "n_draws": int(n_draws),
+            "seed": seed,
+        }
+
     def _check_settings(self) -> None:
-        unit = (self.clv if self.clv is not None else CLVModel()).time_unit
+        unit = self._clv_template().time_unit
         if unit not in _DAYS_PER_UNIT:
             raise ScorerError(
                 f"The scorer's CLV model must count time in 'D' (days) or 'W' (weeks as "
@@ -408,20 +680,74 @@ class CustomerScorer:
                 f"{self.churn_horizon_days!r}."
             )
 
+    @staticmethod
+    def _check_clv_rows(clv_rows) -> dict[str, pd.DataFrame]:
+        """``TrainingTables.clv_rows`` checked: known keys, the columns a CLV fit reads."""
+        if clv_rows is None:
+            return {}
+        keys = ("as_of", "calibration", "churn_train", "churn_test")
+        unknown = sorted(set(clv_rows) - set(keys))
+        if unknown:
+            raise ScorerError(f"clv_rows has unknown key(s) {unknown}; known: {list(keys)}.")
+        for key, rows in clv_rows.items():
+            missing = [c for c in ("frequency", "recency", "T", "count") if c not in rows.columns]
+            if missing:
+                raise ScorerError(
+                    f"clv_rows[{key!r}] lacks the column(s) {missing} ({len(rows)} rows); "
+                    "give frequency, recency, T (days), monetary_value and count."
+                )
+        return dict(clv_rows)
+
+    def _check_tables(self, tables: TrainingTables, unit: str) -> None:
+        """Refuse tables built with other settings, or labels that miss customers."""
+        if not isinstance(tables, TrainingTables):
+            raise ScorerError(
+                f"fit_tables needs a TrainingTables (segml.scoring.training_tables), got "
+                f"{type(tables).__name__}."
+            )
+        expected = {
+            "churn_horizon_days": int(self.churn_horizon_days),
+            "clv_holdout_days": int(self.clv_holdout_days),
+            "windows_days": tuple(int(w) for w in self.windows_days),
+            "time_unit": unit,
+        }
+        for name, value in expected.items():
+            built = getattr(tables, name)
+            if built is not None and built != value:
+                raise ScorerError(
+                    f"The tables were built with {name}={built!r} but this scorer has "
+                    f"{name}={value!r}: build them with the scorer's settings."
+                )
+        check_table_settings(
+            churn_horizon_days=self.churn_horizon_days,
+            time_unit=unit,
+            as_of=tables.as_of,
+            first_day=tables.first_day,
+        )
+        for name in ("train", "test"):
+            features = getattr(tables, f"churn_{name}_features")
+            labels = getattr(tables, f"churn_{name}_labels").reindex(features.index)
+            missing = int(labels.isna().sum())
+            if missing:
+                example = labels.index[labels.isna().to_numpy()][0]
+                raise ScorerError(
+                    f"churn_{name}_labels lack {missing} of the {len(features)} customers of "
+                    f"churn_{name}_features (e.g. {example!r}): build both at the same cutoff."
+                )
+
     # ---------------------------------------------------------------- predicting
     @staticmethod
     def _clv_rfm(features: pd.DataFrame, unit: str) -> pd.DataFrame:
         """lifetimes' RFM columns in the CLV model's unit (features are in days)."""
         days = _DAYS_PER_UNIT[unit]
-        return pd.DataFrame(
-            {
-                "frequency": features["frequency"],
-                "recency": features["recency"] / days,
-                "T": features["T"] / days,
-                "monetary_value": features["monetary_value"],
-            },
-            index=features.index,
-        )
+        columns = {
+            "frequency": features["frequency"],
+            "recency": features["recency"] / days,
+            "T": features["T"] / days,
+        }
+        if "monetary_value" in features.columns:  # absent from a purchases-only log
+            columns["monetary_value"] = features["monetary_value"]
+        return pd.DataFrame(columns, index=features.index)
 
     def clv_features(self, features: pd.DataFrame) -> pd.DataFrame:
         """lifetimes' RFM columns in the fitted CLV model's time unit, from scorer features.
@@ -493,16 +819,21 @@ class CustomerScorer:
             )
         return values
 
-    def _predict_core(self, features: pd.DataFrame) -> pd.DataFrame:
+    def _predict_core(
+        self, features: pd.DataFrame, *, as_of: pd.Timestamp | None = None, predictive: bool = True
+    ) -> pd.DataFrame:
         unit = self.clv_.time_unit
-        clv_out = self.clv_.predict(self._clv_rfm(features, unit))
+        rfm = self._clv_rfm(features, unit)
+        clv_out = self.clv_.predict(rfm)
         churn_in = self._churn_inputs(
             features, self.clv_, unit, p_alive=clv_out["p_alive"].to_numpy()
         )
         probability = self.churn_.churn_probability(churn_in).to_numpy()
         risk_codes = self.churn_.risk_band_codes(probability)
+        value_column = self._value_column()
+        value = clv_out[value_column].to_numpy()
         segment = np.asarray(
-            self.segments_.predict(features.assign(clv=clv_out["clv"].to_numpy()))
+            self.segments_.predict(features.assign(**{value_column: value}))
         ).astype("int64")
         tier = self.scorecard_.predict(features)
         tier_codes = tier.cat.codes.to_numpy()
@@ -516,21 +847,34 @@ class CustomerScorer:
             tier_labels, tier_codes, segment
         )
         action_codes = group_codes * len(RISK_BANDS) + risk_codes
-        return pd.DataFrame(
-            {
-                "clv": clv_out["clv"].to_numpy(),
-                "p_alive": clv_out["p_alive"].to_numpy(),
-                "expected_purchases": clv_out["expected_purchases"].to_numpy(),
-                "segment": segment,
-                "segment_name": _segment_names(self.segments_.segment_names_, segment),
-                "tier": _labels_at(tier_labels, tier_codes),
-                "churn_probability": probability,
-                "risk_band": _labels_at(RISK_BANDS, risk_codes),
-                "action": _labels_at(action_labels, action_codes),
-                "action_reason": _labels_at(reason_labels, action_codes),
-            },
-            index=features.index,
-        )
+        columns = {
+            **({"clv": value} if value_column == "clv" else {}),
+            "p_alive": clv_out["p_alive"].to_numpy(),
+            "expected_purchases": clv_out["expected_purchases"].to_numpy(),
+            "segment": segment,
+            "segment_name": _segment_names(self.segments_.segment_names_, segment),
+            "tier": _labels_at(tier_labels, tier_codes),
+            "churn_probability": probability,
+            "risk_band": _labels_at(RISK_BANDS, risk_codes),
+            "action": _labels_at(action_labels, action_codes),
+            "action_reason": _labels_at(reason_labels, action_codes),
+        }
+        names = [c for c in self.output_columns_ if predictive or c in columns]
+        if any(name not in columns for name in names):  # the predictive columns
+            settings = self.predictive_settings_
+            summary = predictive_summary(
+                self.clv_,
+                rfm,
+                windows_days=settings["p_buy_windows_days"],
+                level=settings["interval_level"],
+                n_draws=settings["n_draws"],
+                random_state=settings["seed"],
+            )
+            columns.update({name: summary[name].to_numpy() for name in summary.columns})
+            days = np.column_stack([columns[name] for name in _DAYS_COLUMNS])
+            dates = _iso_dates(as_of, days)
+            columns.update(zip(DATE_OUTPUT_COLUMNS, dates, strict=True))
+        return pd.DataFrame({name: columns[name] for name in names}, index=features.index)
 
     def _action_table(
         self, tier_labels: list[str], tier_codes: np.ndarray, segment: np.ndarray
@@ -567,22 +911,36 @@ class CustomerScorer:
                 reasons.append(action_reason(column, label, band, name))
         return actions, reasons, np.asarray(codes, dtype="int64")
 
-    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
+    def predict(self, features: pd.DataFrame, *, as_of=None) -> pd.DataFrame:
         """Score customers from their features (see :func:`customer_features`).
+
+        Parameters
+        ----------
+        features : pandas.DataFrame
+            :func:`customer_features` (at least ``feature_columns_``), one row per
+            customer.
+        as_of : date-like, optional
+            The day the features were computed at: the next-purchase dates count
+            from it. Without it they are missing (the ``*_days`` columns are not).
 
         Returns
         -------
         pandas.DataFrame
-            Indexed like ``features``, columns :data:`OUTPUT_COLUMNS`.
+            Indexed like ``features``, columns ``output_columns_``. Each customer's
+            row depends on their own features only (not on the other rows, their
+            order or how many there are).
         """
         self._check_fitted()
-        return self._predict_core(self._check_features(features))
+        day = _scoring_day(as_of)
+        return self._predict_core(self._check_features(features), as_of=day)
 
     def score(self, transactions: pd.DataFrame, *, as_of) -> pd.DataFrame:
         """Build features from transactions as of a date and :meth:`predict` them."""
         self._check_fitted()
+        day = _scoring_day(as_of)
         return self.predict(
-            customer_features(transactions, as_of=as_of, windows_days=self.windows_days)
+            customer_features(transactions, as_of=day, windows_days=self.windows_days),
+            as_of=day,
         )
 
     # --------------------------------------------------------------- persistence
@@ -608,7 +966,16 @@ class CustomerScorer:
                 "actions": self.actions,
                 "cleaning": cleaning,
                 "churn_fallback": bool(self.churn_fallback),
+                "p_buy_windows_days": [int(w) for w in self.p_buy_windows_days],
+                "interval_level": float(self.interval_level),
+                "n_draws": int(self.n_draws),
+                # An int, or None for anything else: the seed below is what scores.
+                "random_state": _json_random_state(self.random_state),
             },
+            # The settings the predictive columns were computed with at fit (seed
+            # included); None for a scorer loaded from a file older than version 3.
+            "predictive": self.predictive_settings_,
+            "notices": list(self.notices_),
             # The calibrated baseline is two numbers: kept here, no churn/ folder.
             **({"churn_baseline": self.churn_.to_dict()} if baseline else {}),
             "churn_source": getattr(self, "churn_source_", "churn classifier"),
@@ -665,6 +1032,13 @@ class CustomerScorer:
             clv_holdout_days=settings["clv_holdout_days"],
             windows_days=tuple(settings["windows_days"]),
             churn_fallback=bool(settings.get("churn_fallback", True)),
+            # Absent before version 3, whose scorers have no predictive columns.
+            p_buy_windows_days=tuple(
+                settings.get("p_buy_windows_days", _DEFAULT_P_BUY_WINDOWS_DAYS)
+            ),
+            interval_level=float(settings.get("interval_level", 0.8)),
+            n_draws=int(settings.get("n_draws", 200)),
+            random_state=settings.get("random_state"),
         )
         scorer.clv_ = CLVModel.from_dict(document["clv"])
         scorer.segments_ = SegmentModel.from_dict(document["segments"])
@@ -678,6 +1052,22 @@ class CustomerScorer:
         scorer.segment_map_ = SegmentMap.from_dict(document["segment_map"])
         scorer.feature_columns_ = list(document["feature_columns"])
         scorer.as_of_ = document["as_of"]
+        predictive = document.get("predictive")  # absent before version 3
+        if predictive is not None:
+            predictive = {
+                "p_buy_windows_days": [int(w) for w in predictive["p_buy_windows_days"]],
+                "interval_level": float(predictive["interval_level"]),
+                "n_draws": int(predictive["n_draws"]),
+                "seed": int(predictive["seed"]),
+            }
+        scorer.predictive_settings_ = predictive
+        scorer.output_columns_ = list(
+            _output_columns(
+                None if predictive is None else predictive["p_buy_windows_days"],
+                with_clv=scorer._has_clv(),
+            )
+        )
+        scorer.notices_ = [str(notice) for notice in document.get("notices", [])]
         evaluation = document["evaluation"]
         scorer.evaluation_ = {
             "clv_holdout": evaluation["clv_holdout"],
@@ -715,6 +1105,50 @@ def _one_float_block(features: pd.DataFrame, extra: dict[str, np.ndarray]) -> pd
     return pd.DataFrame(
         block.T, index=features.index, columns=[*features.columns, *extra], copy=False
     )
+
+
+def _scoring_day(as_of) -> pd.Timestamp | None:
+    """``as_of`` as midnight of its day; None stays None."""
+    if as_of is None:
+        return None
+    if isinstance(as_of, bool | int | float | np.number):
+        raise ScorerError(f"as_of must be a date such as '1998-06-30', got the number {as_of!r}.")
+    try:
+        day = pd.Timestamp(as_of)
+    except (TypeError, ValueError) as exc:
+        raise ScorerError(
+            f"as_of {as_of!r} is not a date ({exc}); give e.g. '1998-06-30'."
+        ) from None
+    if day is pd.NaT:
+        raise ScorerError(f"as_of {as_of!r} is not a date; give e.g. '1998-06-30'.")
+    return day.tz_localize(None).normalize() if day.tzinfo is not None else day.normalize()
+
+
+def _json_random_state(random_state) -> int | None:
+    if isinstance(random_state, int | np.integer) and not isinstance(random_state, bool):
+        return int(random_state)
+    return None
+
+
+def _iso_dates(as_of: pd.Timestamp | None, days: np.ndarray) -> list:
+    """Each column of ``days`` as dates ``as_of + ceil(days)``, ISO text; NaN -> missing.
+
+    The day rule of :func:`segml.models._predictive.next_purchase` (the first whole
+    day by which the probability reaches the level). Offsets are whole days below
+    100 years, so the distinct dates are few: each is formatted once and taken by
+    code, as the label columns are. Without ``as_of`` every date is missing.
+    """
+    whole = np.ceil(days)
+    missing = np.isnan(whole)
+    if as_of is None or missing.all():
+        return [_labels_at([], np.full(len(days), -1)) for _ in range(days.shape[1])]
+    offsets = np.where(missing, 0.0, whole).astype(np.int64)
+    first = int(offsets[~missing].min())
+    last = int(offsets[~missing].max())
+    start = np.datetime64(pd.Timestamp(as_of).date(), "D")
+    labels = np.datetime_as_string(start + np.arange(first, last + 1), unit="D")
+    codes = np.where(missing, -1, offsets - first)
+    return [_labels_at(labels, codes[:, k]) for k in range(days.shape[1])]
 
 
 def _labels_at(labels: Sequence[Any], codes: np.ndarray) -> pd.api.extensions.ExtensionArray:

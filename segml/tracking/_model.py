@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from segml.scoring import OUTPUT_COLUMNS, CustomerScorer
-from segml.scoring._scorer import STRING_OUTPUT_COLUMNS
+from segml.scoring._scorer import BASE_OUTPUT_COLUMNS, DATE_OUTPUT_COLUMNS, STRING_OUTPUT_COLUMNS
 from segml.tracking._load import ENTRY_SCRIPT, ORIGIN_KEY, SCORER_ARTIFACT
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "cast_to_signature",
     "export_model",
     "model_signature",
+    "output_columns",
     "pip_requirements",
     "portable_mlmodel",
     "predict_with_ids",
@@ -31,12 +32,26 @@ __all__ = [
 ]
 
 ENTRY_POINT = str(Path(__file__).with_name(ENTRY_SCRIPT))
+# Every customer has these; the predictive columns may be missing (no date, no quantile).
+_ALWAYS_PRESENT = frozenset(BASE_OUTPUT_COLUMNS)
+
+
+def output_columns(scorer: CustomerScorer) -> list[str]:
+    """The columns a scorer's predictions have (``output_columns_``), in order."""
+    return list(getattr(scorer, "output_columns_", OUTPUT_COLUMNS))
 
 
 def model_signature(scorer: CustomerScorer):
-    """Inputs: ``customer_id`` string and every feature column as double; outputs typed."""
+    """Inputs: ``customer_id`` string and every feature column as double; outputs typed.
+
+    Outputs are the scorer's ``output_columns_``: text columns (labels and the ISO
+    next-purchase dates, :data:`segml.scoring.STRING_OUTPUT_COLUMNS`) as ``string``,
+    ``segment`` as ``long``, the rest ``double``; columns that may be missing for a
+    customer (the predictive ones) are not required. A scorer with the dates takes
+    the inference parameter ``as_of`` (text ``YYYY-MM-DD``, default none: no dates).
+    """
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
     inputs = Schema(
         [ColSpec("string", "customer_id")]
@@ -48,11 +63,15 @@ def model_signature(scorer: CustomerScorer):
             return "string"
         return "long" if name == "segment" else "double"
 
+    columns = output_columns(scorer)
     outputs = Schema(
         [ColSpec("string", "customer_id")]
-        + [ColSpec(output_type(name), name) for name in OUTPUT_COLUMNS]
+        + [ColSpec(output_type(name), name, required=name in _ALWAYS_PRESENT) for name in columns]
     )
-    return ModelSignature(inputs=inputs, outputs=outputs)
+    params = None
+    if any(name in DATE_OUTPUT_COLUMNS for name in columns):
+        params = ParamSchema([ParamSpec("as_of", "string", None)])
+    return ModelSignature(inputs=inputs, outputs=outputs, params=params)
 
 
 def cast_to_signature(features: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -70,12 +89,19 @@ def cast_to_signature(features: pd.DataFrame, columns: list[str]) -> pd.DataFram
     return frame.reset_index(drop=True)
 
 
-def predict_with_ids(scorer: CustomerScorer, model_input: pd.DataFrame) -> pd.DataFrame:
-    """Pyfunc predict: features with a ``customer_id`` column in, scores with it out."""
+def predict_with_ids(
+    scorer: CustomerScorer, model_input: pd.DataFrame, *, as_of=None
+) -> pd.DataFrame:
+    """Pyfunc predict: features with a ``customer_id`` column in, scores with it out.
+
+    ``as_of`` (the pyfunc's inference parameter) is the day the features were
+    computed at; the next-purchase dates count from it (see
+    :meth:`segml.scoring.CustomerScorer.predict`).
+    """
     if "customer_id" not in model_input.columns:
         raise ValueError("The model input needs a 'customer_id' column beside the features.")
     features = model_input.set_index(model_input["customer_id"].astype(str))
-    scores = scorer.predict(features.drop(columns=["customer_id"]))
+    scores = scorer.predict(features.drop(columns=["customer_id"]), as_of=as_of)
     # The index's own string array: converting it to Python strings and back cost
     # 0.1 s per million customers.
     scores.insert(0, "customer_id", scores.index.array)

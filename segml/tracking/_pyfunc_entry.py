@@ -27,7 +27,9 @@ class SegmlScoringModel(PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         from segml.tracking._model import predict_with_ids
 
-        return predict_with_ids(self._scorer, model_input)
+        # as_of, the inference parameter of the signature: the day the features were
+        # computed at, from which the next-purchase dates count.
+        return predict_with_ids(self._scorer, model_input, as_of=(params or {}).get("as_of"))
 
 
 mlflow.models.set_model(SegmlScoringModel())
