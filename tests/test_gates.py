@@ -77,6 +77,16 @@ def test_gates_on_the_cdnow_sample(cdnow_run):
     assert failed_gate_lines(gates.reset_index()) == [gates.loc["churn_lead", "message"]]
 
 
+def test_the_first_day_measures_the_history_without_the_log(cdnow_run):
+    # A Spark run has the first transaction day in its tables, not the log.
+    scorer, clean = cdnow_run
+    with_log = evaluate_gates(scorer, clean)
+    with_day = evaluate_gates(scorer, first_day="1997-01-01")
+    pd.testing.assert_frame_equal(with_day, with_log)
+    without = evaluate_gates(scorer).set_index("gate").loc["history_days"]
+    assert not without["passed"] and "needs the transactions" in without["message"]
+
+
 def test_a_churn_model_that_loses_to_a_perfect_baseline_fails(cdnow_run):
     scorer, clean = cdnow_run
     y = pd.Series([1, 0] * 50)

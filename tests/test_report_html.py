@@ -462,3 +462,14 @@ def test_segml_report_of_an_unknown_run_or_store_is_one_error_line(trained, tmp_
     outcome = runner.invoke(app, ["report", "abc", "--out", str(tmp_path / "r.pdf")])
     assert outcome.exit_code == 1
     assert "--out must end in .html" in outcome.output
+
+
+def test_scores_given_make_the_same_page_and_must_match_the_features(scorer):
+    # A training run scores its customers once and hands the scores to the page.
+    features = scorer.diagnostics_["features"]
+    scores = scorer.predict(features)
+    assert build_tier_report(scorer, scores=scores, run_id="r") == build_tier_report(
+        scorer, run_id="r"
+    )
+    with pytest.raises(ValueError, match=r"scores \(10 rows\) are not scorer.predict\(features\)"):
+        build_tier_report(scorer, scores=scores.head(10))

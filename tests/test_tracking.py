@@ -360,7 +360,9 @@ def test_an_interrupted_run_is_failed_and_moves_no_alias(store, first_run, secon
     def interrupted(scorer, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_module, "_figures", interrupted)
+    # Raised in the forked worker, then again in the training process, which does
+    # the worker's part itself when the worker fails.
+    monkeypatch.setattr(train_module, "_figure_tasks", interrupted)
     with pytest.raises(KeyboardInterrupt):
         train(sample_config(), tracking_uri=uri, promote=True)
     client = MlflowClient(tracking_uri=uri)
@@ -523,3 +525,72 @@ def test_run_name_and_description_tell_runs_apart(tmp_path, monkeypatch):
     # An over-long name is refused before anything is fitted.
     with pytest.raises(ConfigError, match=r"run\.name .* at most 250"):
         train(config, tracking_uri=uri, run_name="x" * 251)
+
+
+def test_a_purchases_only_log_trains_logs_its_notice_and_skips_what_needs_spend(
+    tmp_path, monkeypatch
+):
+    # lifetimes' example log: customer id and date, no amount (5,000 customers).
+    import lifetimes
+
+    log = Path(lifetimes.__file__).parent / "datasets" / "example_transactions.csv"
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    config = {
+        "data": {"source": str(log), "name": "purchases only"},
+        "transactions": {"customer_id": "id", "timestamp": "date", "amount": None},
+        "clv": {"time_unit": "W"},
+        "segments": {"n_segments": 4, "random_state": 0},
+        "churn": {"random_state": 0},
+        "scorer": {"churn_horizon_days": 90, "clv_holdout_days": 180, "random_state": 0},
+        "gates": {"churn_min_lead": -1.0},
+        "run": {"as_of": "2014-12-31", "experiment_name": "po", "registered_model_name": "po"},
+    }
+    notices = []
+    result = train(config, tracking_uri=uri, on_notice=notices.append)
+    assert "clv" not in result.scorer.output_columns_
+    assert any("no amount column" in line for line in notices)
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED" and result.aliases == ["candidate"]
+    assert "no amount column" in run.data.tags["scorer.notices"]
+    # Counts and P(buy) are calibrated on the holdout; there is no spend to calibrate.
+    assert "predictive.skipped" not in run.data.tags
+    assert {"predictive.count_coverage", "predictive.p_buy_90d_brier"} <= set(run.data.metrics)
+    assert "predictive.spend_coverage" not in run.data.metrics
+    assert run.data.params["predictive_settings.seed"] == "0"
+    assert {"clv.param.p", "clv.param.q", "clv.param.v"}.isdisjoint(run.data.metrics)
+    top = {a.path for a in client.list_artifacts(result.run_id)}
+    assert {"notices.txt", "report.html", "segment_map.json"} <= top
+    assert "early_warning.csv" in top  # ranked by expected purchases at risk, not value
+    assert "purchases_at_risk.total" in run.data.metrics
+    assert "value_at_risk.total" not in run.data.metrics
+    local = client.download_artifacts(result.run_id, "early_warning.csv", str(tmp_path))
+    warning = pd.read_csv(local)
+    assert "purchases_at_risk" in warning.columns and "clv" not in warning.columns
+    assert warning["purchases_at_risk"].is_monotonic_decreasing
+    clv = {Path(a.path).name for a in client.list_artifacts(result.run_id, "figures/clv")}
+    assert clv == {
+        "calibration_vs_holdout_purchases.png",
+        "cumulative_repeat_transactions.png",
+        "frequency_recency_expected_purchases.png",
+        "p_alive_matrix.png",
+        "p_buy_reliability.png",
+        "period_transactions.png",
+    }
+    segments = {Path(a.path).name for a in client.list_artifacts(result.run_id, "figures/segments")}
+    assert "frequency_vs_spend.png" not in segments and "segment_profiles.png" in segments
+
+
+def test_a_run_that_fails_while_fitting_leaves_no_import_thread_behind(tmp_path):
+    # MLflow is imported on a thread while the models fit. A run that fails there must
+    # join it: a caller that goes on to import MLflow itself would otherwise race the
+    # thread and can get a half-initialised module.
+    import threading
+
+    from segml.tracking._run_worker import IMPORT_THREAD_NAME
+
+    config = sample_config(as_of="1997-03-01")  # too little history for the churn cutoffs
+    with pytest.raises(Exception, match="needs two horizons of history"):
+        train(config, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    assert [t for t in threading.enumerate() if t.name == IMPORT_THREAD_NAME] == []

@@ -247,6 +247,7 @@ def build_tier_report(
     scorer,
     *,
     features: pd.DataFrame | None = None,
+    scores: pd.DataFrame | None = None,
     run_id: str | None = None,
     model_name: str | None = None,
     as_of: Any = None,
@@ -265,6 +266,9 @@ def build_tier_report(
         The customer features at ``as_of`` (:func:`segml.scoring.customer_features`)
         the charts are drawn from; default ``scorer.diagnostics_["features"]`` (fit
         with ``diagnostics=True``).
+    scores : pandas.DataFrame, optional
+        ``scorer.predict(features)`` when the caller has it already (a training run
+        computes it once for its artifacts, figures and this page); default computed here.
     run_id, model_name : str, optional
         Shown in the title line (the MLflow run, the registered model).
     as_of : date-like, optional
@@ -314,7 +318,15 @@ def build_tier_report(
             "cutoffs", {}
         ).get("as_of")
     as_of_text = str(pd.Timestamp(as_of).date()) if as_of is not None else "unknown"
-    table = features.join(scorer.predict(features))
+    if scores is None:
+        scores = scorer.predict(features)
+    elif not scores.index.equals(features.index):
+        raise ValueError(
+            f"scores ({len(scores):,} rows) are not scorer.predict(features) of the "
+            f"{len(features):,} customers in features: pass both for the same customers, "
+            "in the same order, or leave scores out."
+        )
+    table = features.join(scores)
     purchase_model = str(getattr(scorer.clv_, "purchase_model_", "bgnbd"))
 
     meta = [f"as of {as_of_text}", f"{scorer.segment_map_.n_customers:,} customers"]
@@ -358,12 +370,17 @@ def build_tier_report(
     charts = [
         (_segments.plot_tier_counts(table["tier"], order=tiers), "Customers per tier"),
         (_segments.plot_tier_shares(table["tier"], order=tiers), "Share of customers per tier"),
-        (
-            _segments.plot_frequency_vs_spend(table, names=names),
-            "Orders against spend, coloured by segment",
-        ),
-        (_segments.plot_segment_profiles(table, names=names), "Segment profiles (medians)"),
     ]
+    if "total_spend" in table:  # a purchases-only log has no spend to plot
+        charts.append(
+            (
+                _segments.plot_frequency_vs_spend(table, names=names),
+                "Orders against spend, coloured by segment",
+            )
+        )
+    charts.append(
+        (_segments.plot_segment_profiles(table, names=names), "Segment profiles (medians)")
+    )
     parts.append("<h2>Charts</h2>")
     parts.append('<div class="charts">' + "".join(_chart(f, c) for f, c in charts) + "</div>")
 

@@ -17,22 +17,6 @@ Batch scoring (``segml score``) is :mod:`segml.batch`; its names are still
 importable from here (``segml.tracking.score_transactions``) for old code.
 """
 
-from segml.tracking._compare import KEY_METRICS, diff_runs, runs_table
-from segml.tracking._load import (
-    LoadedModel,
-    ModelLoadError,
-    ModelVersionWarning,
-    load_scoring_model,
-)
-from segml.tracking._model import cast_to_signature, export_model, model_signature
-from segml.tracking._store import (
-    TrackingError,
-    check_tracking_uri,
-    redact_uri,
-    require_existing_store,
-)
-from segml.tracking._train import DEFAULT_TRACKING_URI, TrainResult, flatten_config, train
-
 __all__ = [
     "DEFAULT_TRACKING_URI",
     "KEY_METRICS",
@@ -55,6 +39,30 @@ __all__ = [
 ]
 
 
+# Each name is imported from its module on first use (PEP 562): `segml score` loads a
+# model through segml.tracking._load without importing the training run, the run
+# comparison or scikit-learn through them.
+_WHERE = {
+    "KEY_METRICS": "segml.tracking._compare",
+    "diff_runs": "segml.tracking._compare",
+    "runs_table": "segml.tracking._compare",
+    "LoadedModel": "segml.tracking._load",
+    "ModelLoadError": "segml.tracking._load",
+    "ModelVersionWarning": "segml.tracking._load",
+    "load_scoring_model": "segml.tracking._load",
+    "cast_to_signature": "segml.tracking._model",
+    "export_model": "segml.tracking._model",
+    "model_signature": "segml.tracking._model",
+    "TrackingError": "segml.tracking._store",
+    "check_tracking_uri": "segml.tracking._store",
+    "redact_uri": "segml.tracking._store",
+    "require_existing_store": "segml.tracking._store",
+    "DEFAULT_TRACKING_URI": "segml.tracking._train",
+    "TrainResult": "segml.tracking._train",
+    "flatten_config": "segml.tracking._train",
+    "train": "segml.tracking._train",
+}
+
 # Batch scoring moved to segml.batch; these names stay importable from here. Looked
 # up on first use, so importing tracking does not import the batch scorer.
 _MOVED_TO_BATCH = (
@@ -68,8 +76,18 @@ _MOVED_TO_BATCH = (
 
 
 def __getattr__(name: str):
+    import importlib
+
+    if name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name]), name)
+        globals()[name] = value  # found directly from now on
+        return value
     if name in _MOVED_TO_BATCH:
         import segml.batch
 
         return getattr(segml.batch, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

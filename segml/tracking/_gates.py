@@ -136,6 +136,7 @@ def evaluate_gates(
     transactions: pd.DataFrame | None = None,
     *,
     settings: GateSettings | None = None,
+    first_day=None,
 ) -> pd.DataFrame:
     """Judge a fitted :class:`~segml.scoring.CustomerScorer` against the gates.
 
@@ -146,9 +147,14 @@ def evaluate_gates(
     transactions : pandas.DataFrame, optional
         The clean training log (``timestamp`` column). The scorer does not keep the
         date of the first transaction, so without the log the ``history_days``
-        gate is not measured and fails (its message says so).
+        gate is not measured and fails (its message says so), unless ``first_day``
+        is given.
     settings : GateSettings, optional
         Bounds (default :class:`GateSettings`).
+    first_day : date-like, optional
+        The day of the first transaction, when the log is not at hand (a Spark run
+        has it in its training tables, ``TrainingTables.first_day``); used instead
+        of ``transactions``.
 
     Returns
     -------
@@ -222,7 +228,11 @@ def evaluate_gates(
         )
     )
     as_of = pd.Timestamp(scorer.as_of_)
-    if transactions is None:
+    if first_day is not None:
+        first = pd.Timestamp(first_day).normalize()
+        history = float((as_of - first).days)
+        what = f"days from the first transaction ({first.date()}) to as_of"
+    elif transactions is None:
         history = math.nan
         what = "days of history (needs the transactions)"
     else:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
+import importlib.util
 import os
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -28,6 +32,8 @@ from segml.models import early_warning
 from segml.scoring import CustomerScorer
 from segml.tracking._gates import gate_metrics, settings_params
 from segml.tracking._model import cast_to_signature, export_model, log_model, model_signature
+from segml.tracking._report import REPORT_ARTIFACT
+from segml.tracking._run_worker import IMPORT_THREAD_NAME, RunWorker
 from segml.tracking._store import (
     TrackingError,
     check_tracking_uri,
@@ -105,6 +111,68 @@ def _git_commit() -> str | None:
     return None
 
 
+# What a run imports after the fit (about 2-3 s): MLflow's SQL stores and pyfunc
+# flavor, GitPython (MLflow's source tags), matplotlib and the figures. Imported on a
+# thread while the data is read and the models fit, most of which runs in numpy and
+# scikit-learn code that releases the GIL.
+_RUN_MODULES = (
+    "mlflow",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_store",
+    "mlflow.pyfunc",
+    "mlflow.models",
+    "mlflow.data.pandas_dataset",
+    "git",
+    "matplotlib.figure",
+    "matplotlib.backends.backend_agg",
+    "segml.reports",
+)
+
+_PEEKED_BY_SKLEARN = ("pyarrow", "polars")
+
+
+def _import_meanwhile() -> threading.Thread:
+    """Start importing :data:`_RUN_MODULES` on a thread; join it before forking.
+
+    A module that fails to import here is imported again where it is used, which
+    raises the error there as it always did.
+    """
+
+    # scikit-learn, while it fits, reads sys.modules["polars"] / ["pyarrow"] to tell
+    # frames apart and would find one half imported by the thread (MLflow's dataset
+    # registry imports them when installed): those are imported here first.
+    for name in _PEEKED_BY_SKLEARN:
+        if name not in sys.modules and importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
+
+    def work() -> None:
+        for name in _RUN_MODULES:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001, S112 - raised again where it is used
+                continue
+
+    thread = threading.Thread(target=work, name=IMPORT_THREAD_NAME, daemon=True)
+    thread.start()
+    return thread
+
+
+def _spark_log(config: dict, spark, segml_spark):
+    """The config's log read and cleaned on Spark: (Spark DataFrame, DataQualityReport)."""
+    source = config["data"]["source"]
+    if not isinstance(source, str | os.PathLike) or str(source) in ("cdnow", "cdnow-sample"):
+        raise ConfigError(
+            f"data.source {source!r} is a dataset name; the Spark engine reads files: write "
+            "it to a .csv or .parquet file (segml.datasets.load_cdnow(...).to_parquet(path)) "
+            "and point data.source there, or train with the pandas engine."
+        )
+    if spark is None:
+        from segml.spark._score import _new_session
+
+        spark = _new_session()
+    return segml_spark.read_training_log(spark, source, **section_kwargs(config, "transactions"))
+
+
 def _load_data(config: dict) -> tuple[pd.DataFrame, Any, str]:
     source = config["data"]["source"]
     clean, report = read_source(source, section_kwargs(config, "transactions"))
@@ -119,10 +187,10 @@ def _scorer_from_config(config: dict) -> CustomerScorer:
     from segml.scoring._segment_map import load_actions
 
     run = section_kwargs(config, "run")
+    # Without a scorecard config the scorer picks the default table for the log (by
+    # spend, or by orders for a purchases-only log).
     scorecard = (
-        TierScorecard.from_yaml(run["scorecard_config"])
-        if run.get("scorecard_config")
-        else TierScorecard.default()
+        TierScorecard.from_yaml(run["scorecard_config"]) if run.get("scorecard_config") else None
     )
     actions = load_actions(run["actions_config"]) if run.get("actions_config") else None
     segments = section_kwargs(config, "segments")
@@ -153,25 +221,36 @@ def _predictive_report(scorer: CustomerScorer, transactions: pd.DataFrame) -> di
 
     d = scorer.diagnostics_
     cutoffs = scorer.evaluation_["cutoffs"]
+    if "amount" in transactions.columns:
+        transactions = transactions[transactions["amount"] > 0]
     return predictive_calibration(
         d["clv_calibration"],
         d["cal_holdout"],
-        transactions[transactions["amount"] > 0],
+        transactions,
         calibration_end=cutoffs["clv_calibration_end"],
         observation_end=cutoffs["as_of"],
         random_state=0,
     )
 
 
-def _figures(
+def _predictive_skipped(scorer, clean) -> str | None:
+    """Why the run has no predictive calibration (None: it has one)."""
+    if clean is None:
+        return "the training log is not on this machine (Spark engine)"
+    return None
+
+
+def _figure_tasks(
     scorer: CustomerScorer,
     transactions: pd.DataFrame | None = None,
-    predictive: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Every evaluation figure of the run, by file name.
+    scores: pd.DataFrame | None = None,
+) -> dict[str, Callable[[], Any]]:
+    """Every evaluation figure of the run drawn from the fit, by file name, each
+    drawn when its function is called (the run shares them with a worker).
 
-    ``transactions`` (the clean log) adds the cumulative tracking chart,
-    ``predictive`` (:func:`_predictive_report`) the P(buy) reliability chart.
+    ``transactions`` (the clean log) adds the cumulative tracking chart; ``scores``
+    is ``scorer.predict`` of the diagnostic features when the caller has it
+    (computed here otherwise).
     """
     from segml.models._predictive import clv_predictive_interval
     from segml.reports import _churn, _clv, _clv_fan, _segments
@@ -179,79 +258,139 @@ def _figures(
     d = scorer.diagnostics_
     features = d["features"]
     rfm = scorer.clv_features(features)
-    scores = scorer.predict(features)
+    if scores is None:
+        scores = scorer.predict(features)
     table = features.join(scores)
+    tiers = scorer.scorecard_.tier_labels_
     y, churn_scores = d["churn_labels"], d["churn_scores"]
-    return {
-        "clv/calibration_vs_holdout_purchases.png": _clv.plot_calibration_purchases(
+    cutoffs = scorer.evaluation_["cutoffs"]
+    tasks = {
+        "clv/calibration_vs_holdout_purchases.png": lambda: _clv.plot_calibration_purchases(
             d["clv_calibration"], d["cal_holdout"]
         ),
-        "clv/frequency_recency_expected_purchases.png": _clv.plot_frequency_recency_matrix(
+        "clv/frequency_recency_expected_purchases.png": lambda: _clv.plot_frequency_recency_matrix(
             scorer.clv_, rfm
         ),
-        "clv/p_alive_matrix.png": _clv.plot_p_alive_matrix(scorer.clv_, rfm),
-        "clv/period_transactions.png": _clv.plot_period_transactions(scorer.clv_, rfm),
-        "clv/clv_distribution.png": _clv.plot_clv_distribution(scorer.clv_.predict(rfm)),
-        **(
-            {
-                # Fader, Hardie & Lee (2005), Figure 2: the calibration model tracks the
-                # weekly cumulative repeat transactions into the holdout.
-                "clv/cumulative_repeat_transactions.png": _clv.plot_cumulative_transactions(
-                    d["clv_calibration"],
-                    transactions,
-                    calibration_end=scorer.evaluation_["cutoffs"]["clv_calibration_end"],
-                    observation_end=scorer.evaluation_["cutoffs"]["as_of"],
-                )
-            }
-            if transactions is not None
-            else {}
-        ),
-        # One bar per sampled customer: the 80% predictive interval of CLV (process
-        # and parameter uncertainty) around the point CLV.
-        "clv/clv_fan.png": _clv_fan.plot_clv_fan(
-            scorer.clv_.clv(rfm), clv_predictive_interval(scorer.clv_, rfm, random_state=0)
-        ),
-        **(
-            {
-                "clv/p_buy_reliability.png": _clv_fan.plot_purchase_reliability(
-                    predictive["reliability"],
-                    brier=predictive["p_buy_brier"],
-                    brier_baseline=predictive["p_buy_brier_baseline"],
-                    window_days=predictive["window_days"],
-                )
-            }
-            if predictive is not None
-            else {}
-        ),
-        "segments/tier_counts.png": _segments.plot_tier_counts(
-            table["tier"], order=scorer.scorecard_.tier_labels_
-        ),
-        "segments/tier_shares.png": _segments.plot_tier_shares(
-            table["tier"], order=scorer.scorecard_.tier_labels_
-        ),
-        "segments/frequency_vs_spend.png": _segments.plot_frequency_vs_spend(table),
-        "segments/segment_profiles.png": _segments.plot_segment_profiles(table),
-        **(
-            {
-                "segments/silhouette_curve.png": _segments.plot_silhouette_curve(
-                    scorer.segments_.silhouette_scores_, chosen=scorer.segments_.n_segments_
-                )
-            }
-            if scorer.segments_.silhouette_scores_
-            else {}
-        ),
-        "churn/roc.png": _churn.plot_churn_roc(y, churn_scores),
-        "churn/precision_recall.png": _churn.plot_churn_precision_recall(y, churn_scores),
-        "churn/calibration.png": _churn.plot_churn_calibration(y, {"model": churn_scores["model"]}),
-        "churn/lift.png": _churn.plot_churn_lift(y, churn_scores),
+        "clv/p_alive_matrix.png": lambda: _clv.plot_p_alive_matrix(scorer.clv_, rfm),
+        "clv/period_transactions.png": lambda: _clv.plot_period_transactions(scorer.clv_, rfm),
     }
+    spend = getattr(scorer.clv_, "gamma_gamma_params_", None) is not None
+    if spend:  # CLV needs the spend model (none for a purchases-only log)
+        tasks["clv/clv_distribution.png"] = lambda: _clv.plot_clv_distribution(
+            scorer.clv_.predict(rfm)
+        )
+    if transactions is not None:
+        # Fader, Hardie & Lee (2005), Figure 2: the calibration model tracks the
+        # weekly cumulative repeat transactions into the holdout.
+        tasks["clv/cumulative_repeat_transactions.png"] = lambda: _clv.plot_cumulative_transactions(
+            d["clv_calibration"],
+            transactions,
+            calibration_end=cutoffs["clv_calibration_end"],
+            observation_end=cutoffs["as_of"],
+        )
+    # One bar per sampled customer: the 80% predictive interval of CLV (process and
+    # parameter uncertainty) around the point CLV.
+    if spend:
+        tasks["clv/clv_fan.png"] = lambda: _clv_fan.plot_clv_fan(
+            scorer.clv_.clv(rfm), clv_predictive_interval(scorer.clv_, rfm, random_state=0)
+        )
+    tasks["segments/tier_counts.png"] = lambda: _segments.plot_tier_counts(
+        table["tier"], order=tiers
+    )
+    tasks["segments/tier_shares.png"] = lambda: _segments.plot_tier_shares(
+        table["tier"], order=tiers
+    )
+    if "total_spend" in table:  # not for a purchases-only log
+        tasks["segments/frequency_vs_spend.png"] = lambda: _segments.plot_frequency_vs_spend(table)
+    tasks["segments/segment_profiles.png"] = lambda: _segments.plot_segment_profiles(table)
+    if scorer.segments_.silhouette_scores_:
+        tasks["segments/silhouette_curve.png"] = lambda: _segments.plot_silhouette_curve(
+            scorer.segments_.silhouette_scores_, chosen=scorer.segments_.n_segments_
+        )
+    tasks["churn/roc.png"] = lambda: _churn.plot_churn_roc(y, churn_scores)
+    tasks["churn/precision_recall.png"] = lambda: _churn.plot_churn_precision_recall(
+        y, churn_scores
+    )
+    tasks["churn/calibration.png"] = lambda: _churn.plot_churn_calibration(
+        y, {"model": churn_scores["model"]}
+    )
+    tasks["churn/lift.png"] = lambda: _churn.plot_churn_lift(y, churn_scores)
+    return tasks
+
+
+def _reliability_figures(predictive: Mapping[str, Any]) -> dict[str, Any]:
+    """The P(buy) reliability chart of :func:`_predictive_report`, by file name."""
+    from segml.reports import _clv_fan
+
+    return {
+        "clv/p_buy_reliability.png": _clv_fan.plot_purchase_reliability(
+            predictive["reliability"],
+            brier=predictive["p_buy_brier"],
+            brier_baseline=predictive["p_buy_brier_baseline"],
+            window_days=predictive["window_days"],
+        )
+    }
+
+
+def _run_worker(folder: Path, scorer, clean, scores, config, gates) -> RunWorker:
+    """The run's figures, report.html and predictive calibration (:mod:`._run_worker`)."""
+
+    def report() -> str:  # in the training process, in the active run
+        import mlflow
+
+        from segml.reports._html import build_tier_report
+
+        return build_tier_report(
+            scorer,
+            scores=scores,
+            run_id=mlflow.active_run().info.run_id,
+            model_name=section_kwargs(config, "run").get("registered_model_name", "segml-scorer"),
+            gates=gates,
+        )
+
+    def predictive() -> dict[str, Any] | None:
+        return None if _predictive_skipped(scorer, clean) else _predictive_report(scorer, clean)
+
+    return RunWorker(
+        folder,
+        # _figure_tasks is looked up when called (tests replace it to interrupt a run).
+        figures=lambda: _figure_tasks(scorer, transactions=clean, scores=scores),
+        predictive=predictive,
+        late_figures=_reliability_figures,
+        report=report,
+    )
+
+
+def _log_predictive(predictive: Mapping[str, Any]) -> None:
+    """The predictive calibration's metrics and reliability table (active run)."""
+    import mlflow
+
+    window = f"p_buy_{int(predictive['window_days'])}d"
+    mlflow.log_metrics(
+        {
+            **{
+                f"predictive.{key}": float(predictive[key])
+                for key in (
+                    "count_coverage",
+                    "count_interval_mass",
+                    "spend_coverage",
+                    "spend_interval_mass",
+                )
+                if key in predictive  # no spend figures for a purchases-only log
+            },
+            f"predictive.{window}_brier": float(predictive["p_buy_brier"]),
+            f"predictive.{window}_brier_baseline": float(predictive["p_buy_brier_baseline"]),
+        }
+    )
+    mlflow.log_text(predictive["reliability"].to_csv(index=False), "predictive_reliability.csv")
 
 
 def _metrics(scorer: CustomerScorer, report, config: dict) -> dict[str, float]:
     metrics: dict[str, float] = {}
     for key, value in scorer.evaluation_["clv_holdout"].items():
         metrics[f"clv_holdout.{key}"] = float(value)
-    for name, value in {**scorer.clv_.purchase_params_, **scorer.clv_.gamma_gamma_params_}.items():
+    spend_params = scorer.clv_.gamma_gamma_params_ or {}  # none for a purchases-only log
+    for name, value in {**scorer.clv_.purchase_params_, **spend_params}.items():
         metrics[f"clv.param.{name}"] = float(value)
     selection = getattr(scorer.clv_, "model_selection_", None)
     if selection is not None:
@@ -379,6 +518,9 @@ def train(
     allow_failed_gates: bool = False,
     run_name: str | None = None,
     description: str | None = None,
+    engine: str = "pandas",
+    spark=None,
+    max_training_customers: int | None = None,
 ) -> TrainResult:
     """Train every model on a config's data, log the run to MLflow, register the scorer.
 
@@ -420,6 +562,21 @@ def train(
         is the config's name, the date and the data digest
         (``"cdnow as of 1998-06-30 [3f2a9c1e]"``); the description is shown with the
         run and its registered version.
+    engine : {"pandas", "spark"}, default "pandas"
+        ``"spark"``: the log (``data.source``, a file) is read and cleaned on Spark and
+        the training tables are built there (:func:`segml.spark.fit_scorer`); only
+        per-customer tables reach this machine. The run logs and registers as the
+        pandas engine's does, plus the params ``engine``, ``spark.n_customers``,
+        ``spark.sample_fraction`` and the tag ``spark.tables`` (what the models saw),
+        less what needs the raw log: the predictive calibration and the cumulative
+        transactions chart (tags ``predictive.skipped``, ``figures.skipped``). The
+        ``data_digest`` is then the digest of the per-customer features.
+    spark : pyspark.sql.SparkSession, optional
+        The session of ``engine="spark"`` (default: the active one, else a new one
+        whose workers run this Python).
+    max_training_customers : int, optional
+        ``engine="spark"``: above this many customers the tables hold a sample of
+        them (default :data:`segml.spark.MAX_TRAINING_CUSTOMERS`).
 
     Returns
     -------
@@ -433,6 +590,8 @@ def train(
         The store or registry cannot be used, or a write failed while logging (the
         run is then marked FAILED and nothing is registered).
     """
+    if engine not in ("pandas", "spark"):
+        raise ConfigError(f"engine must be 'pandas' or 'spark', got {engine!r}.")
     timings: dict[str, float] = {}
 
     def step(name: str, seconds: float) -> None:
@@ -477,28 +636,208 @@ def train(
     shown_uri = redact_uri(tracking_uri)
     timed("check tracking store", check_tracking_uri, tracking_uri)
     scorer = _scorer_from_config(config)  # argument errors before the data is read
-
-    clean, report, source = timed("load and validate transactions", _load_data, config)
-    # The scoring model remembers how its training log was cleaned (segml score
-    # applies the same settings).
-    scorer.cleaning = report.settings
-    concentration = _fit(scorer, clean, as_of, step, on_notice)
-    if getattr(scorer, "churn_source_", "churn classifier") != "churn classifier":
-        message = f"churn: {scorer.churn_source_}."
-        if on_notice is not None:
-            on_notice(message)
+    importing = _import_meanwhile()
+    # Every way out of here joins the import thread: a caller that goes on after an
+    # error must not import MLflow while the thread is half-way through it.
+    try:
+        tables = None  # the Spark engine's training tables
+        if engine == "pandas":
+            clean, report, _ = timed("load and validate transactions", _load_data, config)
+            # The scoring model remembers how its training log was cleaned (segml score
+            # applies the same settings).
+            scorer.cleaning = report.settings
+            concentration = _fit(scorer, clean, as_of, step, on_notice)
+            digest = _data_digest(clean)
+            rows = clean.head(1000)
         else:
-            step(message, 0.0)
-    gate_settings, gates, decision = _judge(
-        scorer, clean, config, promote=promote, allow_failed_gates=allow_failed_gates
-    )
-    example = cast_to_signature(scorer.diagnostics_["features"].head(5), scorer.feature_columns_)
-    logged_config = _portable_config(config, base)
-    logged_source = logged_config["data"]["source"]
-    digest = _data_digest(clean)
-    name = make_run_name(logged_config, as_of, digest=digest, config_name=config_name)
-    run_description = section_kwargs(config, "run").get("description")
+            # The driver never holds the log: Spark cleans it and builds the training
+            # tables (segml.spark); the models fit on them as on the pandas path.
+            import segml.spark as segml_spark
 
+            log, report = timed(
+                "load and validate transactions", _spark_log, config, spark, segml_spark
+            )
+            scorer.cleaning = report.settings
+            fitted = {}
+
+            def fit_on_spark() -> None:
+                fitted["tables"] = segml_spark.fit_scorer(
+                    scorer,
+                    log,
+                    as_of=as_of,
+                    max_training_customers=max_training_customers
+                    or run_args.get("max_training_customers")
+                    or segml_spark.MAX_TRAINING_CUSTOMERS,
+                    on_step=step,
+                    diagnostics=True,
+                )[1]
+
+            try:
+                concentration = _fit(scorer, None, as_of, step, on_notice, fit=fit_on_spark)
+                tables = fitted["tables"]
+                columns = [c for c in ("customer_id", "timestamp", "amount") if c in log.columns]
+                # segml.spark's collector (PySpark's pandas-3 notices silenced there).
+                from segml.spark._buckets import to_pandas
+
+                rows = to_pandas(log.select(*columns).limit(1000))
+            finally:
+                log.unpersist()
+            clean = None
+            # The digest of what the models saw: the per-customer features (the raw log
+            # stays on the cluster).
+            digest = _data_digest(tables.features)
+            message = f"Spark engine: the models were fitted on {tables.describe()}."
+            if on_notice is not None:
+                on_notice(message)
+            else:
+                step(message, 0.0)
+        # What the scorer wants said (e.g. a purchases-only log has no CLV columns).
+        for message in getattr(scorer, "notices_", []):
+            if on_notice is not None:
+                on_notice(message)
+            else:
+                step(message, 0.0)
+        if getattr(scorer, "churn_source_", "churn classifier") != "churn classifier":
+            message = f"churn: {scorer.churn_source_}."
+            if on_notice is not None:
+                on_notice(message)
+            else:
+                step(message, 0.0)
+        gate_settings, gates, decision = _judge(
+            scorer,
+            clean,
+            config,
+            promote=promote,
+            allow_failed_gates=allow_failed_gates,
+            first_day=None if tables is None else tables.first_day,
+        )
+        example = cast_to_signature(
+            scorer.diagnostics_["features"].head(5), scorer.feature_columns_
+        )
+        logged_config = _portable_config(config, base)
+        logged_source = logged_config["data"]["source"]
+        name = make_run_name(logged_config, as_of, digest=digest, config_name=config_name)
+        run_description = section_kwargs(config, "run").get("description")
+        # The scores of the diagnostic customers feed the artifacts, the figures and the
+        # report: computed once, here, before the drawing worker forks (it never scores).
+        scores = scorer.predict(scorer.diagnostics_["features"], as_of=scorer.as_of_)
+    finally:
+        # No import may be half done in the forked worker (its module locks stay held).
+        importing.join()
+    with tempfile.TemporaryDirectory() as worker_folder:
+        worker = _run_worker(Path(worker_folder), scorer, clean, scores, config, gates)
+        # A forked worker draws the figures and measures the predictive calibration
+        # while this process opens the run, logs and saves the model.
+        worker.start()
+        try:
+            result = _log_and_register(
+                scorer=scorer,
+                report=report,
+                config=config,
+                logged_config=logged_config,
+                logged_source=logged_source,
+                clean=clean,
+                scores=scores,
+                worker=worker,
+                rows=rows,
+                tables=tables,
+                tracking_uri=tracking_uri,
+                shown_uri=shown_uri,
+                model_name=model_name,
+                experiment_name=experiment_name,
+                run_name=name,
+                run_description=run_description,
+                gates=gates,
+                gate_settings=gate_settings,
+                decision=decision,
+                concentration=concentration,
+                example=example,
+                digest=digest,
+                step=step,
+                timed=timed,
+                on_notice=on_notice,
+            )
+        finally:
+            worker.close()
+    run_id, experiment, version, aliases = result
+    # Every gate's line, then what the verdict did to the aliases.
+    lines = list(gates["message"])
+    lines += [line for line in decision.notices if line not in lines]
+    for line in lines:
+        if on_notice is not None:
+            on_notice(line)
+        elif line in decision.notices:  # at least the failures and held-back aliases
+            step(line, 0.0)
+    selection = getattr(scorer.clv_, "model_selection_", None)
+    if selection is not None and on_notice is not None:
+        from segml.models import describe_selection
+
+        on_notice(f"purchase model chosen on the holdout:\n{selection.to_string()}")
+        on_notice(describe_selection(selection))
+    del scorer.diagnostics_
+    export_path = None
+    if export is not None:
+        try:
+            export_path = timed(
+                "export model",
+                export_model,
+                scorer,
+                export,
+                input_example=example,
+                # The folder keeps its origin: segml score writes it beside the scores.
+                origin={"name": model_name, "version": version, "run_id": run_id},
+            )
+        except OSError as exc:
+            raise TrackingError(
+                f"Run {run_id} and {model_name} version {version} are complete, but exporting "
+                f"the model to {export} failed: {exc.strerror or exc}; any previous export "
+                "there is untouched. Free disk space and export again (segml train --export)."
+            ) from None
+    return TrainResult(
+        scorer=scorer,
+        run_id=run_id,
+        experiment_id=experiment.experiment_id,
+        model_uri=f"models:/{model_name}/{version}",
+        registered_model_name=model_name,
+        version=version,
+        aliases=aliases,
+        export_path=export_path,
+        seconds=timings,
+        gates=gates,
+    )
+
+
+def _log_and_register(
+    *,
+    scorer,
+    report,
+    config,
+    logged_config,
+    logged_source,
+    clean,
+    scores,
+    worker,
+    rows,
+    tables,
+    tracking_uri,
+    shown_uri,
+    model_name,
+    experiment_name,
+    run_name,
+    run_description,
+    gates,
+    gate_settings,
+    decision,
+    concentration,
+    example,
+    digest,
+    step,
+    timed,
+    on_notice,
+):
+    """Open the run, log everything, save the model, register it; (run id, experiment,
+    version, aliases). A failure marks the run FAILED and registers nothing."""
+    name = run_name
     with mlflow_session(tracking_uri) as mlflow_uri:
         import mlflow
         from mlflow import MlflowClient
@@ -542,11 +881,29 @@ def train(
                 config,
                 logged_config,
                 logged_source,
-                clean,
+                rows,
                 lock=store_lock(tracking_uri),
-                gates=gates,
                 digest=digest,
+                scores=scores,
             )
+            mlflow.log_param("engine", "pandas" if tables is None else "spark")
+            if tables is not None:  # what the Spark engine fitted on, sampled or not
+                mlflow.log_params(
+                    {
+                        "spark.n_customers": str(tables.n_customers),
+                        "spark.sample_fraction": str(tables.sample_fraction),
+                        "spark.max_training_customers": str(tables.max_training_customers),
+                    }
+                )
+                mlflow.set_tags(
+                    {
+                        "spark.tables": tables.describe()[:5000],
+                        "figures.skipped": (
+                            "clv/cumulative_repeat_transactions.png, clv/p_buy_reliability.png:"
+                            " the training log is not on this machine (Spark engine)"
+                        ),
+                    }
+                )
             # Gate settings are logged with their defaults too (once: those the config
             # sets are already params), then the gates' values, verdict and table.
             logged_params = flatten_config(logged_config)
@@ -564,6 +921,14 @@ def train(
                 mlflow.set_tag("scorecard.concentration_warning", concentration[0][:5000])
             info = log_model(scorer, input_example=example, registered_model_name=None)
             _portable_mlmodel(client, info)
+            # The figures and report.html, made meanwhile: one upload of the folder.
+            drawn, predictive = worker.finish()
+            if predictive is not None:
+                _log_predictive(predictive)
+            else:
+                mlflow.set_tag("predictive.skipped", _predictive_skipped(scorer, clean))
+            mlflow.log_artifacts(str(drawn / "figures"), "figures")
+            mlflow.log_artifact(str(drawn / REPORT_ARTIFACT))
             # Registered only now that the run holds everything; a failure from here
             # on deletes the version and puts the aliases back.
             aliases = decision.aliases  # none when a gate failed (unless overridden)
@@ -618,54 +983,10 @@ def train(
                 f"{redact_text(str(exc), tracking_uri)}"
             ) from None
     step("log run and register model", time.perf_counter() - logging_started)
-    # Every gate's line, then what the verdict did to the aliases.
-    lines = list(gates["message"])
-    lines += [line for line in decision.notices if line not in lines]
-    for line in lines:
-        if on_notice is not None:
-            on_notice(line)
-        elif line in decision.notices:  # at least the failures and held-back aliases
-            step(line, 0.0)
-    selection = getattr(scorer.clv_, "model_selection_", None)
-    if selection is not None and on_notice is not None:
-        from segml.models import describe_selection
-
-        on_notice(f"purchase model chosen on the holdout:\n{selection.to_string()}")
-        on_notice(describe_selection(selection))
-    del scorer.diagnostics_
-    export_path = None
-    if export is not None:
-        try:
-            export_path = timed(
-                "export model",
-                export_model,
-                scorer,
-                export,
-                input_example=example,
-                # The folder keeps its origin: segml score writes it beside the scores.
-                origin={"name": model_name, "version": version, "run_id": run_id},
-            )
-        except OSError as exc:
-            raise TrackingError(
-                f"Run {run_id} and {model_name} version {version} are complete, but exporting "
-                f"the model to {export} failed: {exc.strerror or exc}; any previous export "
-                "there is untouched. Free disk space and export again (segml train --export)."
-            ) from None
-    return TrainResult(
-        scorer=scorer,
-        run_id=run_id,
-        experiment_id=experiment.experiment_id,
-        model_uri=f"models:/{model_name}/{version}",
-        registered_model_name=model_name,
-        version=version,
-        aliases=aliases,
-        export_path=export_path,
-        seconds=timings,
-        gates=gates,
-    )
+    return run_id, experiment, version, aliases
 
 
-def _judge(scorer, clean, config, *, promote: bool, allow_failed_gates: bool):
+def _judge(scorer, clean, config, *, promote: bool, allow_failed_gates: bool, first_day=None):
     """The run's gates (config section ``gates``) and which aliases they let it move."""
     from segml.tracking._gates import GateSettings, decide_aliases, evaluate_gates
 
@@ -673,22 +994,26 @@ def _judge(scorer, clean, config, *, promote: bool, allow_failed_gates: bool):
         settings = GateSettings(**section_kwargs(config, "gates"))
     except ValueError as exc:
         raise ConfigError(f"config: {exc}") from None
-    gates = evaluate_gates(scorer, clean, settings=settings)
+    gates = evaluate_gates(scorer, clean, settings=settings, first_day=first_day)
     decision = decide_aliases(gates, promote=promote, allow_failed_gates=allow_failed_gates)
     return settings, gates, decision
 
 
-def _fit(scorer, clean, as_of, step, on_notice) -> list[str]:
+def _fit(scorer, clean, as_of, step, on_notice, fit=None) -> list[str]:
     """Fit the scorer; returns the tier-concentration warnings it raised (as text).
 
-    With ``on_notice`` they are passed there (and logged as a tag); without it they
+    ``fit()``, when given, fits instead of ``scorer.fit(clean, ...)`` (the Spark
+    engine). With ``on_notice`` they are passed there (and logged as a tag); without it they
     stay warnings. Every other warning is re-issued unchanged.
     """
     from segml.models.scorecard import TierConcentrationWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TierConcentrationWarning)
-        scorer.fit(clean, as_of=as_of, on_step=step, diagnostics=True)
+        if fit is None:
+            scorer.fit(clean, as_of=as_of, on_step=step, diagnostics=True)
+        else:
+            fit()
     messages = []
     for warning in caught:
         if issubclass(warning.category, TierConcentrationWarning) and on_notice is not None:
@@ -725,19 +1050,37 @@ def _store_errors(tracking_uri: str, doing: str):
 
 
 def _log_run(
-    scorer, report, config, logged_config, logged_source, clean, lock, gates=None, digest=None
+    scorer,
+    report,
+    config,
+    logged_config,
+    logged_source,
+    rows,
+    lock,
+    digest,
+    *,
+    scores,
 ) -> str:
-    """Params, metrics, tags, the dataset, the artifacts and figures of the active run.
+    """Params, metrics, tags, the dataset and the artifacts of the active run.
 
-    Returns the digest of the training data (also tagged ``data_digest``).
+    ``rows``: the first rows of the clean log, logged as the run's dataset input;
+    ``digest``: the training data's digest (tagged ``data_digest``).
+
+    ``scores`` is ``scorer.predict`` of the diagnostic features. The figures, the
+    report and the predictive calibration come from the run's worker (logged by
+    the caller). Returns the digest of the training data (also tagged ``data_digest``).
     """
     import mlflow
 
     from segml.persistence import write_json
 
     mlflow.log_params(flatten_config(logged_config))
+    # The predictive outputs' settings as fitted (the seed drawn when none was set).
+    settings = getattr(scorer, "predictive_settings_", None) or {}
+    mlflow.log_params({f"predictive_settings.{k}": str(v) for k, v in settings.items()})
+    if getattr(scorer, "notices_", None):
+        mlflow.set_tag("scorer.notices", "\n".join(scorer.notices_)[:5000])
     mlflow.log_metrics(_metrics(scorer, report, config))
-    digest = digest or _data_digest(clean)
     as_of = section_kwargs(config, "run").get("as_of") or config.get("features", {}).get("as_of")
     mlflow.set_tags(
         {
@@ -757,7 +1100,7 @@ def _log_run(
 
         mlflow.log_text(selection.to_csv(), "clv/model_selection.csv")
         mlflow.set_tag("clv.purchase_model_reason", describe_selection(selection)[:5000])
-    sample = clean.head(1000)
+    sample = rows
     # Integer columns make MLflow warn that they cannot hold missing values.
     sample = sample.astype({c: "float64" for c in sample.select_dtypes("integer")})
     name = config["data"].get("name", logged_source)
@@ -786,13 +1129,22 @@ def _log_run(
             quality["source"] = logged_source
         write_json(quality, folder / "data_quality.json")
         scorer.evaluation_["churn"].to_csv(folder / "churn_evaluation.csv")
-        # The customers with the most value at risk (clv x churn probability).
-        scores = scorer.predict(scorer.diagnostics_["features"])
+        # The customers with the most value at risk (clv x churn probability); a
+        # purchases-only log has no value, and ranks by expected purchases at risk.
         early_warning(scores, top_n=100).to_csv(folder / "early_warning.csv")
-        mlflow.log_metric(
-            "value_at_risk.total",
-            float((scores["clv"] * scores["churn_probability"]).sum()),
-        )
+        if "clv" in scores:
+            mlflow.log_metric(
+                "value_at_risk.total",
+                float((scores["clv"] * scores["churn_probability"]).sum()),
+            )
+        else:
+            mlflow.log_metric(
+                "purchases_at_risk.total",
+                float((scores["expected_purchases"] * scores["churn_probability"]).sum()),
+            )
+        notices = list(getattr(scorer, "notices_", []))
+        if notices:
+            (folder / "notices.txt").write_text("\n".join(notices) + "\n", encoding="utf-8")
         write_json(scorer.evaluation_["cutoffs"], folder / "cutoffs.json")
         card = scorer.scorecard_
         if hasattr(card, "edges_"):  # the tier bands as fitted (quantile edges learnt)
@@ -801,40 +1153,6 @@ def _log_run(
                 folder / "scorecard_edges.json",
             )
         mlflow.log_artifacts(str(folder))
-    predictive = _predictive_report(scorer, clean)
-    window = f"p_buy_{int(predictive['window_days'])}d"
-    mlflow.log_metrics(
-        {
-            **{
-                f"predictive.{key}": float(predictive[key])
-                for key in (
-                    "count_coverage",
-                    "count_interval_mass",
-                    "spend_coverage",
-                    "spend_interval_mass",
-                )
-            },
-            f"predictive.{window}_brier": float(predictive["p_buy_brier"]),
-            f"predictive.{window}_brier_baseline": float(predictive["p_buy_brier_baseline"]),
-        }
-    )
-    mlflow.log_text(predictive["reliability"].to_csv(index=False), "predictive_reliability.csv")
-    for path, figure in _figures(scorer, transactions=clean, predictive=predictive).items():
-        mlflow.log_figure(figure, f"figures/{path}")
-    # The one-page tier report (segml report RUN_ID reads it back); ``gates``: the
-    # release gates' table when they were evaluated.
-    from segml.reports._html import build_tier_report
-    from segml.tracking._report import REPORT_ARTIFACT
-
-    mlflow.log_text(
-        build_tier_report(
-            scorer,
-            run_id=mlflow.active_run().info.run_id,
-            model_name=section_kwargs(config, "run").get("registered_model_name", "segml-scorer"),
-            gates=gates,
-        ),
-        REPORT_ARTIFACT,
-    )
     return digest
 
 
