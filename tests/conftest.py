@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 
 import pandas as pd
@@ -42,3 +44,46 @@ def lifetimes_utils():
 def _isolated_tracking_uri(monkeypatch):
     """mlflow.set_tracking_uri also sets MLFLOW_TRACKING_URI: undo it after each test."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session for the whole test run: 2 cores, loopback only, no UI.
+
+    Shared by every Spark test file (a session takes ~10 s to start). Skips where the
+    spark extra is not installed.
+    """
+    pytest.importorskip("pyspark", reason='the Spark path needs: pip install -e ".[spark]"')
+    from pyspark.sql import SparkSession
+
+    previous = os.environ.get("PYSPARK_PYTHON")
+    # Python workers must be this interpreter (it has segml); the context reads it once.
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    try:
+        with warnings.catch_warnings():
+            # PySpark 4.3 warns that pandas >= 3 is not fully supported.
+            warnings.filterwarnings(
+                "ignore",
+                message="PySpark does not yet fully support pandas",
+                category=FutureWarning,
+            )
+            session = (
+                SparkSession.builder.master("local[2]")
+                .appName("segml tests")
+                .config("spark.driver.host", "127.0.0.1")
+                .config("spark.driver.bindAddress", "127.0.0.1")
+                .config("spark.ui.enabled", "false")
+                .config("spark.ui.showConsoleProgress", "false")
+                .config("spark.sql.shuffle.partitions", "4")
+                .config("spark.sql.session.timeZone", "UTC")
+                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+                .getOrCreate()
+            )
+    finally:
+        if previous is None:
+            del os.environ["PYSPARK_PYTHON"]
+        else:
+            os.environ["PYSPARK_PYTHON"] = previous
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

@@ -8,8 +8,6 @@ settings must be the same.
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -17,44 +15,12 @@ import pytest
 
 pytest.importorskip("pyspark", reason='the Spark path needs the extra: pip install -e ".[spark]"')
 
-from pyspark.sql import SparkSession  # noqa: E402
 
 import segml  # noqa: E402
 import segml.spark as ss  # noqa: E402
-from tests.test_spark import _quiet, assert_cleaned_like_the_loader  # noqa: E402
+from tests.test_spark import assert_cleaned_like_the_loader  # noqa: E402
 
 NAMES = dict(customer_id="cust", timestamp="date", amount="value")
-
-
-@pytest.fixture(scope="module")
-def spark():
-    """The running local session (test_spark.py's), else one of the same settings."""
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        yield active
-        return
-    previous = os.environ.get("PYSPARK_PYTHON")
-    os.environ["PYSPARK_PYTHON"] = sys.executable  # workers need this interpreter
-    try:
-        session = _quiet(
-            SparkSession.builder.master("local[2]")
-            .appName("segml tests")
-            .config("spark.driver.host", "127.0.0.1")
-            .config("spark.driver.bindAddress", "127.0.0.1")
-            .config("spark.ui.enabled", "false")
-            .config("spark.ui.showConsoleProgress", "false")
-            .config("spark.sql.shuffle.partitions", "4")
-            .config("spark.sql.session.timeZone", "UTC")
-            .getOrCreate
-        )
-    finally:
-        if previous is None:
-            del os.environ["PYSPARK_PYTHON"]
-        else:
-            os.environ["PYSPARK_PYTHON"] = previous
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
 
 
 def _both(spark, path: Path, sep: str = ",", **options):

@@ -1,4 +1,4 @@
-"""Features and batch scoring on Spark, for transaction logs beyond one machine.
+"""Training tables, features and batch scoring on Spark, for logs beyond one machine.
 
 The Spark path computes the same features as the pandas path (same names, order,
 definitions and numbers, see :mod:`segml.spark._features`) and scores them with the
@@ -12,7 +12,13 @@ folder's entry script in every worker).
 - :func:`clean_transactions`: the rules of :func:`segml.load_transactions` on a
   Spark log (same parameters, same kept rows, same counts per reason).
 - :func:`customer_features`: the scorer's input features, per customer, as a Spark
-  DataFrame (twin of :func:`segml.scoring.customer_features`).
+  DataFrame: :func:`segml.scoring.customer_features` itself, run on buckets of whole
+  customers (``groupBy(bucket).applyInPandas``), so both engines share one definition.
+- :func:`training_tables`: the tables :meth:`segml.CustomerScorer.fit_tables` fits
+  on (twin of :func:`segml.scoring.training_tables`, the same pandas functions per
+  bucket; only per-customer tables reach the driver, sampled above
+  ``max_training_customers``); :func:`fit_scorer` fits a scorer on them, and
+  :func:`read_training_log` reads and cleans a file for them.
 - :func:`predict`: a Spark DataFrame of features to scores, through
   ``mlflow.pyfunc.spark_udf`` (columns matched by name, in any order).
 - :func:`score`: transactions (Spark DataFrame) and a model URI to one row of scores
@@ -41,23 +47,37 @@ from segml.spark._score import (
     OUTPUT_SCHEMA,
     SparkScoreResult,
     model_feature_columns,
+    output_schema,
     predict,
     read_transactions,
     score,
     score_file,
 )
+from segml.spark._train import (
+    MAX_TRAINING_CUSTOMERS,
+    SparkTrainingTables,
+    fit_scorer,
+    read_training_log,
+    training_tables,
+)
 
 __all__ = [
+    "MAX_TRAINING_CUSTOMERS",
     "OUTPUT_SCHEMA",
     "REASONS",
     "SparkInputError",
     "SparkScoreResult",
+    "SparkTrainingTables",
     "clean_transactions",
     "customer_features",
     "feature_columns",
+    "fit_scorer",
     "model_feature_columns",
+    "output_schema",
     "predict",
+    "read_training_log",
     "read_transactions",
     "score",
     "score_file",
+    "training_tables",
 ]

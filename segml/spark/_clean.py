@@ -793,3 +793,22 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return pd.Timestamp(value)
     return value
+
+
+def kept_rows(labelled: DataFrame, quantity: str | None, row_column: str) -> DataFrame:
+    """The kept rows of :func:`_clean`'s labelled frame, with each row's place in the input.
+
+    ``customer_id``, ``timestamp``, ``amount``, the ``quantity`` column as a double
+    (when given and present) and ``row_column``: the input order, which the
+    cleaning's shuffles do not keep but per-customer sums should follow (see
+    :mod:`segml.spark._buckets`).
+    """
+    selected = [
+        F.col("_cid").alias("customer_id"),
+        F.col("_ts").alias("timestamp"),
+        F.col("_amt").alias("amount"),
+    ]
+    if quantity is not None and quantity in labelled.columns:
+        selected.append(F.expr(f"try_cast(`{quantity}` AS DOUBLE)").alias("quantity"))
+    selected.append(F.col("_row").alias(row_column))
+    return labelled.where(F.col("_reason").isNull()).select(*selected)

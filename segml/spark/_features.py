@@ -1,27 +1,17 @@
-"""The scorer's input features, computed with Spark: same definitions, same numbers.
+"""The scorer's input features on Spark, computed by the pandas path's own function.
 
 :func:`customer_features` is the Spark twin of :func:`segml.scoring.customer_features`
-(the churn features of :func:`segml.features.churn_features` plus the
-``repurchase_rate`` of :func:`segml.models.scorecard.repurchase_rate`). Column names,
-order and definitions are those of the pandas path; every feature is a double.
+and *is* that function: customers are bucketed by a hash of their id and
+:func:`segml.scoring.customer_features` runs on each bucket
+(:func:`segml.spark._buckets.apply_per_bucket`, ``groupBy(bucket).applyInPandas``).
+Every feature is per customer, so a bucket of whole customers gives each of them
+the row the whole log gives: one definition, two engines, equal by construction.
+Rows reach pandas in the order Spark read them, so for a log read from one file
+even money sums are bitwise those of the pandas path on that file.
 
-How it is computed (one shuffle):
-
-1. rows up to the day ``as_of`` are kept and repartitioned by ``customer_id``, so
-   every later step is local to a partition;
-2. rows are summed per (customer, purchase day): orders, spend, quantity;
-3. a window over each customer's purchase days, in time order, gives the gap to the
-   previous purchase day and whether a new calendar month starts;
-4. one aggregation per customer gives the RFM sums, gap sums, window sums and months,
-   from which every feature follows by the formulas of the pandas path.
-
-Counts and days are integers, so ``frequency``, ``recency``, ``T``, the day counts,
-``n_orders``, the order windows, ``gap_mean_days``, ``gap_max_days`` and
-``gap_last_days`` are exact (bitwise equal to pandas). ``gap_std_days`` (population
-standard deviation, ``ddof=0``) comes from exact integer sums of the gaps and their
-squares, so it is correctly rounded and independent of row order. Money and quantity
-sums are floating-point sums in Spark's order and agree with pandas to rounding
-(about 1e-15 relative).
+Spark itself does only what pandas cannot do per bucket: the input check over
+the whole log (one pass: nulls, an ``as_of`` before the data) and the leakage guard
+(rows after the day ``as_of`` are dropped before the shuffle).
 
 Days are the calendar dates of ``timestamp``: for a ``TIMESTAMP`` column, in the
 session time zone (``spark.sql.session.timeZone``); for ``TIMESTAMP_NTZ`` and ``DATE``
@@ -33,35 +23,22 @@ the same days from zone-aware data.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Sequence
 
-from pyspark.sql import Column, DataFrame, Window
+import pandas as pd
+from pyspark.sql import Column, DataFrame, Row
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from segml.features._churn import _RFM_COLUMNS, _check_windows
+from segml.features._churn import _check_windows
 from segml.features._rfm import FeatureError, _day
+from segml.spark._buckets import ROW, apply_per_bucket
 
 __all__ = ["SparkInputError", "customer_features", "feature_columns"]
 
 _REQUIRED = ("customer_id", "timestamp", "amount")
-_GAP_COLUMNS = (
-    "gap_mean_days",
-    "gap_std_days",
-    "gap_max_days",
-    "gap_last_days",
-    "days_over_mean_gap",
-)
-_WINDOW_PATTERNS = (
-    "orders_last_{w}d",
-    "orders_prev_{w}d",
-    "order_trend_{w}d",
-    "spend_last_{w}d",
-    "spend_prev_{w}d",
-    "spend_trend_{w}d",
-    "spend_share_last_{w}d",
-)
 _WINDOW_NAME = re.compile(r"^orders_last_(\d+)d$")
 
 
@@ -91,14 +68,26 @@ def feature_columns(windows_days: Sequence[int] = (90,), *, quantity: bool) -> l
     >>> len(feature_columns((30, 90), quantity=False))
     29
     """
-    windows = _check_windows(windows_days)
-    names = list(_RFM_COLUMNS) + list(_GAP_COLUMNS)
-    for w in windows:
-        names += [pattern.format(w=w) for pattern in _WINDOW_PATTERNS]
+    return list(_pandas_feature_columns(tuple(_check_windows(windows_days)), bool(quantity)))
+
+
+@functools.lru_cache(maxsize=64)
+def _pandas_feature_columns(windows: tuple[int, ...], quantity: bool) -> tuple[str, ...]:
+    """The columns :func:`segml.scoring.customer_features` gives, asked of the function.
+
+    One customer with one purchase is enough: the columns depend on the windows and
+    on the log's columns only. Asking the pandas function keeps the Spark schema its
+    own definition (a column added there is a column here).
+    """
+    from segml.scoring import customer_features as pandas_customer_features
+
+    probe = pd.DataFrame(
+        {"customer_id": ["x"], "timestamp": [pd.Timestamp("2000-01-01")], "amount": [1.0]}
+    )
     if quantity:
-        names += ["quantity_total", "quantity_per_order"]
-        names += [f"quantity_last_{w}d" for w in windows]
-    return names + ["repurchase_rate"]
+        probe["quantity"] = 1.0
+    features = pandas_customer_features(probe, as_of="2000-01-01", windows_days=windows)
+    return tuple(str(c) for c in features.columns)
 
 
 def windows_of(columns: Sequence[str]) -> list[int]:
@@ -132,7 +121,8 @@ def canonical_transactions(transactions: DataFrame) -> DataFrame:
         raise SparkInputError(
             f"transactions lack the column(s) {missing}; found {columns}. Rename your "
             "columns to customer_id, timestamp and amount (DataFrame.withColumnsRenamed), "
-            "or map them in segml.spark.score_file(customer_id=..., timestamp=..., amount=...)."
+            "or map them in segml.spark.score_file(customer_id=..., timestamp=..., amount=...). "
+            "A purchases-only log (no amount) needs the pandas engine."
         )
     types = dict(transactions.dtypes)
     stamp_type = transactions.schema["timestamp"].dataType
@@ -155,13 +145,17 @@ def canonical_transactions(transactions: DataFrame) -> DataFrame:
     ]
     if "quantity" in columns:
         selected.append(F.col("quantity").cast("double").alias("quantity"))
+    if ROW in columns:  # the rows' places in the file (see segml.spark._buckets)
+        selected.append(F.col(ROW))
     return transactions.select(*selected)
 
 
-def check_values(frame: DataFrame, as_of: dt.date) -> int:
+def check_values(frame: DataFrame, as_of: dt.date, **extra: Column) -> Row:
     """One pass over a canonical log: refuse nulls and an ``as_of`` before the data.
 
-    Returns the number of rows on or before ``as_of``.
+    ``extra`` aggregates (name to column) are computed in the same pass. Returns the
+    summary row: ``rows``, ``inside`` (rows on or before ``as_of``), ``first_day``,
+    ``last_day`` and the ``extra`` names.
     """
     value_columns = list(frame.columns)
     day = F.to_date("timestamp")
@@ -172,6 +166,7 @@ def check_values(frame: DataFrame, as_of: dt.date) -> int:
         F.min(day).alias("first_day"),
         F.max(day).alias("last_day"),
     ]
+    aggregates += [column.alias(name) for name, column in extra.items()]
     summary = frame.agg(*aggregates).first()
     if summary["rows"] == 0:
         raise SparkInputError("transactions has 0 rows; there is nothing to score.")
@@ -187,11 +182,50 @@ def check_values(frame: DataFrame, as_of: dt.date) -> int:
             f"No transaction on or before as_of {as_of} (0 customers known); the log runs "
             f"from {summary['first_day']} to {summary['last_day']}. Choose a later as_of."
         )
-    return int(summary["inside"])
+    return summary
 
 
-def _float(column: Column) -> Column:
-    return column.cast("double")
+def timestamps_as_written(frame: DataFrame) -> DataFrame:
+    """A canonical log with ``timestamp`` as ``TIMESTAMP_NTZ``: the wall clock pandas reads.
+
+    ``TIMESTAMP`` values become their wall clock in the session time zone (the day
+    ``F.to_date`` gives), ``DATE`` values midnight; pandas gets naive datetimes.
+    """
+    if isinstance(frame.schema["timestamp"].dataType, T.TimestampNTZType):
+        return frame
+    return frame.withColumn("timestamp", F.col("timestamp").cast("timestamp_ntz"))
+
+
+def default_buckets(frame: DataFrame, buckets: int | None) -> int:
+    """``buckets``, or the session's ``spark.sql.shuffle.partitions``."""
+    if buckets is not None:
+        if isinstance(buckets, bool) or not isinstance(buckets, int) or buckets < 1:
+            raise SparkInputError(f"partitions must be a positive whole number, got {buckets!r}.")
+        return buckets
+    return int(frame.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+
+
+def feature_schema(windows_days: Sequence[int], *, quantity: bool) -> T.StructType:
+    """``customer_id`` (string) and every feature (double), in the pandas order."""
+    return T.StructType(
+        [T.StructField("customer_id", T.StringType(), False)]
+        + [
+            T.StructField(name, T.DoubleType(), False)
+            for name in feature_columns(windows_days, quantity=quantity)
+        ]
+    )
+
+
+def _features_of_bucket(as_of_day: dt.date, windows: list[int]):
+    """The per-bucket body: :func:`segml.scoring.customer_features`, customer_id a column."""
+
+    def features(rows: pd.DataFrame) -> pd.DataFrame:
+        from segml.scoring import customer_features as pandas_customer_features
+
+        table = pandas_customer_features(rows, as_of=as_of_day, windows_days=windows)
+        return table.reset_index()
+
+    return features
 
 
 def customer_features(
@@ -204,11 +238,11 @@ def customer_features(
 ) -> DataFrame:
     """Every input feature of the scorer, per customer known at ``as_of``, with Spark.
 
-    The Spark twin of :func:`segml.scoring.customer_features`: the same columns in
-    the same order, the same definitions (see :func:`segml.features.churn_features`
-    and :func:`segml.models.scorecard.repurchase_rate`), all doubles, no nulls; only
-    transactions up to the day ``as_of`` are read. Lazy: nothing runs until the
-    result is used (except the input check, one pass, when ``check`` is true).
+    The Spark twin of :func:`segml.scoring.customer_features`, computed by that
+    function on buckets of whole customers: the same columns in the same order, the
+    same definitions and numbers, all doubles, no nulls; only transactions up to the
+    day ``as_of`` are read. Lazy: nothing runs until the result is used (except the
+    input check, one pass, when ``check`` is true).
 
     Parameters
     ----------
@@ -217,18 +251,20 @@ def customer_features(
         (timestamp or date), ``amount`` (numeric) and optionally ``quantity``
         (numeric; adds ``quantity_total``, ``quantity_per_order`` and
         ``quantity_last_{w}d``). Other columns are ignored. Rows are not cleaned:
-        use the rules of :func:`segml.load_transactions` upstream.
+        use the rules of :func:`segml.load_transactions` upstream
+        (:func:`segml.spark.clean_transactions`).
     as_of : date-like
         Features describe customers as they were at the end of this day.
     windows_days : sequence of int, default (90,)
         Recent windows of the trend features (the scorer's ``windows_days``).
     partitions : int, optional
-        Number of partitions to hash customers into; default
-        ``spark.sql.shuffle.partitions``.
+        Number of buckets to hash customers into (one pandas call and one shuffle
+        partition each); default ``spark.sql.shuffle.partitions``. A bucket's rows
+        are held in memory by one Python worker: choose enough buckets for a few
+        million rows each at most.
     check : bool, default True
         Run one pass over the input first to refuse nulls and an ``as_of`` before
-        the data with a clear message (otherwise Spark would silently skip nulls
-        in sums, or return no rows).
+        the data with a clear message.
 
     Returns
     -------
@@ -244,7 +280,7 @@ def customer_features(
 
     See Also
     --------
-    segml.scoring.customer_features : the pandas path these numbers are equal to.
+    segml.scoring.customer_features : the pandas function run on each bucket.
     """
     try:
         windows = _check_windows(windows_days)
@@ -252,128 +288,10 @@ def customer_features(
         raise SparkInputError(str(exc)) from None
     as_of_day = _as_day(as_of)
     frame = canonical_transactions(transactions)
+    buckets = default_buckets(frame, partitions)
     if check:
         check_values(frame, as_of_day)
-    has_quantity = "quantity" in frame.columns
-    as_of_lit = F.lit(as_of_day)
-
-    # 1. Leakage guard: nothing after the day as_of is read below.
-    rows = frame.withColumn("day", F.to_date("timestamp")).where(F.col("day") <= as_of_lit)
-    rows = (
-        rows.repartition(partitions, "customer_id")
-        if partitions
-        else rows.repartition("customer_id")
-    )
-
-    # 2. One row per (customer, purchase day). Hash-partitioned by customer_id, this
-    #    and the steps below need no further shuffle.
-    daily_aggregates = [F.count(F.lit(1)).alias("orders"), F.sum("amount").alias("spend")]
-    if has_quantity:
-        daily_aggregates.append(F.sum("quantity").alias("units"))
-    daily = rows.groupBy("customer_id", "day").agg(*daily_aggregates)
-
-    # 3. Each purchase day against the previous one of the same customer.
-    by_day = Window.partitionBy("customer_id").orderBy("day")
-    month = F.year("day") * 12 + F.month("day") - 1
-    previous_day = F.lag("day").over(by_day)
-    previous_month = F.lag(month).over(by_day)
-    daily = (
-        daily.withColumn("age", F.datediff(as_of_lit, F.col("day")))  # days before as_of, >= 0
-        .withColumn("gap", F.datediff(F.col("day"), previous_day).cast("long"))  # null first
-        .withColumn("month", month)
-        .withColumn("first_day_of_customer", previous_day.isNull())
-        # Days are in time order, so distinct months = days that start a new month.
-        .withColumn(
-            "new_month", F.when(previous_month.isNull() | (previous_month != month), 1).otherwise(0)
-        )
-    )
-
-    # 4. One aggregation per customer.
-    age, orders, spend = F.col("age"), F.col("orders"), F.col("spend")
-    aggregates = [
-        F.count(F.lit(1)).alias("n_days"),
-        F.min("age").alias("age_last"),  # days since the last purchase day
-        F.max("age").alias("age_first"),  # days since the first purchase day
-        F.sum("orders").alias("n_orders"),
-        F.sum("spend").alias("total_spend"),
-        F.sum(F.when(~F.col("first_day_of_customer"), spend)).alias("repeat_spend"),
-        F.coalesce(F.sum("gap"), F.lit(0)).alias("gap_sum"),
-        F.coalesce(F.sum(F.col("gap") * F.col("gap")), F.lit(0)).alias("gap_sumsq"),
-        F.coalesce(F.max("gap"), F.lit(0)).alias("gap_max"),
-        F.coalesce(F.max_by("gap", "day"), F.lit(0)).alias("gap_last"),
-        F.sum("new_month").alias("n_months"),
-        F.min("month").alias("first_month"),
-    ]
-    for w in windows:
-        last, prev = age < w, (age >= w) & (age < 2 * w)
-        aggregates += [
-            F.coalesce(F.sum(F.when(last, orders)), F.lit(0)).alias(f"_orders_last_{w}"),
-            F.coalesce(F.sum(F.when(prev, orders)), F.lit(0)).alias(f"_orders_prev_{w}"),
-            F.coalesce(F.sum(F.when(last, spend)), F.lit(0.0)).alias(f"_spend_last_{w}"),
-            F.coalesce(F.sum(F.when(prev, spend)), F.lit(0.0)).alias(f"_spend_prev_{w}"),
-        ]
-        if has_quantity:
-            aggregates.append(
-                F.coalesce(F.sum(F.when(last, F.col("units"))), F.lit(0.0)).alias(
-                    f"_units_last_{w}"
-                )
-            )
-    if has_quantity:
-        aggregates.append(F.sum("units").alias("units"))
-    sums = daily.groupBy("customer_id").agg(*aggregates)
-
-    # 5. The features, by the formulas of the pandas path.
-    col = F.col
-    repeats = col("n_days") - 1
-    gap_mean = F.when(repeats > 0, _float(col("gap_sum")) / _float(repeats)).otherwise(0.0)
-    # Population variance from exact integer sums: (n * sum(g^2) - sum(g)^2) / n^2.
-    spread = repeats * col("gap_sumsq") - col("gap_sum") * col("gap_sum")
-    gap_std = F.when(repeats > 0, F.sqrt(_float(spread) / _float(repeats * repeats))).otherwise(0.0)
-    as_of_month = as_of_day.year * 12 + as_of_day.month - 1
-    eligible = F.lit(as_of_month) - col("first_month")
-    features = {
-        "frequency": _float(repeats),
-        "recency": _float(col("age_first") - col("age_last")),
-        "T": _float(col("age_first")),
-        "monetary_value": F.when(repeats > 0, col("repeat_spend") / _float(repeats)).otherwise(0.0),
-        "days_since_last_purchase": _float(col("age_last")),
-        "n_orders": _float(col("n_orders")),
-        "total_spend": col("total_spend"),
-        "avg_order_value": col("total_spend") / _float(col("n_orders")),
-        "tenure_days": _float(col("age_first")),
-        "gap_mean_days": gap_mean,
-        "gap_std_days": gap_std,
-        "gap_max_days": _float(col("gap_max")),
-        "gap_last_days": _float(col("gap_last")),
-        "days_over_mean_gap": _float(col("age_last")) - gap_mean,
-    }
-    for w in windows:
-        orders_last = _float(col(f"_orders_last_{w}"))
-        orders_prev = _float(col(f"_orders_prev_{w}"))
-        spend_last, spend_prev = col(f"_spend_last_{w}"), col(f"_spend_prev_{w}")
-        features |= {
-            f"orders_last_{w}d": orders_last,
-            f"orders_prev_{w}d": orders_prev,
-            f"order_trend_{w}d": orders_last - orders_prev,
-            f"spend_last_{w}d": spend_last,
-            f"spend_prev_{w}d": spend_prev,
-            f"spend_trend_{w}d": spend_last - spend_prev,
-            # A share of nothing (total spend 0) is 0, not null.
-            f"spend_share_last_{w}d": F.when(
-                col("total_spend") != 0, spend_last / col("total_spend")
-            ).otherwise(0.0),
-        }
-    if has_quantity:
-        features |= {
-            "quantity_total": col("units"),
-            "quantity_per_order": col("units") / _float(col("n_orders")),
-        }
-        features |= {f"quantity_last_{w}d": col(f"_units_last_{w}") for w in windows}
-    # Months after the first with a purchase, over the months after the first up to
-    # as_of's; 0 when as_of is in the first month.
-    features["repurchase_rate"] = F.when(
-        eligible > 0, _float(col("n_months") - 1) / _float(eligible)
-    ).otherwise(0.0)
-
-    names = feature_columns(windows, quantity=has_quantity)  # the pandas order
-    return sums.select(col("customer_id"), *[_float(features[name]).alias(name) for name in names])
+    # Leakage guard, and no bucket without a customer known at as_of.
+    rows = timestamps_as_written(frame).where(F.to_date("timestamp") <= F.lit(as_of_day))
+    schema = feature_schema(windows, quantity="quantity" in frame.columns)
+    return apply_per_bucket(rows, _features_of_bucket(as_of_day, windows), schema, buckets=buckets)

@@ -49,7 +49,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from segml.scoring import OUTPUT_COLUMNS, STRING_OUTPUT_COLUMNS
-from segml.spark._clean import _clean, _quiet_pyspark_pandas_check
+from segml.spark._buckets import ROW
+from segml.spark._clean import _clean, _quiet_pyspark_pandas_check, kept_rows
 from segml.spark._features import (
     SparkInputError,
     _as_day,
@@ -60,6 +61,7 @@ from segml.transactions import DataQualityReport, TransactionsError
 
 __all__ = [
     "OUTPUT_SCHEMA",
+    "output_schema",
     "SparkScoreResult",
     "model_feature_columns",
     "predict",
@@ -80,12 +82,19 @@ def _output_type(name: str) -> T.DataType:
     return T.DoubleType()
 
 
-#: Spark schema of :func:`score`'s output: ``customer_id`` and every model output,
-#: typed as the model's output signature (strings, ``segment`` long, the rest double).
-OUTPUT_SCHEMA = T.StructType(
-    [T.StructField("customer_id", T.StringType())]
-    + [T.StructField(name, _output_type(name)) for name in OUTPUT_COLUMNS]
-)
+def output_schema(columns) -> T.StructType:
+    """Spark schema of scores: ``customer_id`` and the given model outputs, typed as
+    the model's output signature (strings and ISO dates, ``segment`` long, the rest
+    double)."""
+    return T.StructType(
+        [T.StructField("customer_id", T.StringType())]
+        + [T.StructField(name, _output_type(name)) for name in columns]
+    )
+
+
+#: Spark schema of the default scorer's output (:data:`segml.scoring.OUTPUT_COLUMNS`);
+#: a model's own columns are its ``output_columns_`` (:func:`output_schema`).
+OUTPUT_SCHEMA = output_schema(OUTPUT_COLUMNS)
 
 
 def model_feature_columns(model_uri: str) -> list[str]:
@@ -163,8 +172,9 @@ def score(
     Returns
     -------
     pyspark.sql.DataFrame
-        Lazy; columns ``customer_id`` and :data:`segml.scoring.OUTPUT_COLUMNS` typed
-        by :data:`OUTPUT_SCHEMA`, one row per customer known at ``as_of``, unordered.
+        Lazy; columns ``customer_id`` and the model's output columns (its
+        ``output_columns_``) typed by :func:`output_schema`, one row per customer
+        known at ``as_of``, unordered.
 
     Raises
     ------
@@ -244,7 +254,14 @@ def _score(
             f"The model {shown_uri!r} needs feature(s) {missing} that segml's feature code "
             "does not build; the model was trained with another version of segml."
         )
-    return _predict(features, scorer, workdir, feature_columns=needed, partitions=partitions)
+    return _predict(
+        features,
+        scorer,
+        workdir,
+        feature_columns=needed,
+        partitions=partitions,
+        as_of=_as_day(as_of).isoformat(),
+    )
 
 
 def predict(
@@ -253,6 +270,7 @@ def predict(
     *,
     feature_columns: list[str] | None = None,
     partitions: int | None = None,
+    as_of=None,
 ) -> DataFrame:
     """Score customers from a Spark DataFrame of their features with the pyfunc model.
 
@@ -276,12 +294,17 @@ def predict(
     partitions : int, optional
         Partitions the customers are spread over; default
         ``spark.default.parallelism``, so every core predicts.
+    as_of : date-like, optional
+        The day the features were built at: the model's next-purchase dates are
+        counted from it (without it they are missing), as the pyfunc's ``as_of``
+        inference parameter.
 
     Returns
     -------
     pyspark.sql.DataFrame
-        Lazy; ``customer_id`` and :data:`segml.scoring.OUTPUT_COLUMNS`, typed by
-        :data:`OUTPUT_SCHEMA`.
+        Lazy; ``customer_id`` and the model's output columns (its
+        ``output_columns_``; :data:`segml.scoring.OUTPUT_COLUMNS` for older models),
+        typed by :func:`output_schema`.
 
     Raises
     ------
@@ -289,6 +312,7 @@ def predict(
         The model cannot be loaded or is not a segml scoring model, or ``features``
         lacks columns it needs.
     """
+    as_of_text = None if as_of is None else _as_day(as_of).isoformat()
     scorer = _checked_scorer(model_uri)
     return _predict(
         features,
@@ -296,6 +320,7 @@ def predict(
         None,
         feature_columns=feature_columns,
         partitions=partitions,
+        as_of=as_of_text,
     )
 
 
@@ -306,15 +331,16 @@ def _predict(
     *,
     feature_columns: list[str] | None,
     partitions: int | None,
+    as_of: str | None = None,
 ) -> DataFrame:
-    """:func:`predict` with a checked scorer.
+    """:func:`predict` with a checked scorer (``as_of``: ``YYYY-MM-DD`` or None).
 
     Spark's copy of the scorer is written into ``workdir``, which the caller removes
     once the job has run; None: a folder removed when this process exits.
     """
     import mlflow
 
-    from segml.tracking._model import trusted_pyfunc_copy
+    from segml.tracking._model import output_columns, trusted_pyfunc_copy
 
     needed = list(feature_columns) if feature_columns is not None else scorer.feature_columns_
     missing = [name for name in ["customer_id", *needed] if name not in features.columns]
@@ -332,15 +358,35 @@ def _predict(
         workdir = _folder_until_exit()
     # A fresh name per call: Spark Connect workers cache a loaded model by its path.
     trusted = trusted_pyfunc_copy(scorer, workdir / f"model-{uuid.uuid4().hex}")
+    schema = output_schema(output_columns(scorer))
     with _quiet_pyspark_pandas_check():
         model = mlflow.pyfunc.spark_udf(
-            spark, str(trusted), env_manager="local", result_type=OUTPUT_SCHEMA
+            spark,
+            str(trusted),
+            env_manager="local",
+            result_type=schema,
+            # The model's next-purchase dates are counted from the features' day.
+            params=None if as_of is None else {"as_of": as_of},
         )
         # By name, never by position: see the module docstring.
         scores = model(F.struct(*[F.col(name) for name in ["customer_id", *needed]]))
     return inputs.select(scores.alias("scores")).select(
-        *[F.col(f"scores.{field.name}").alias(field.name) for field in OUTPUT_SCHEMA.fields]
+        *[_missing_as_null(F.col(f"scores.{field.name}"), field.name) for field in schema.fields]
     )
+
+
+# Text outputs that are ISO dates or missing (a customer without a next-purchase date).
+_DATE_OUTPUTS = ("next_purchase_date", "next_purchase_low", "next_purchase_high")
+# What MLflow's spark_udf makes of a missing value in a string result: it converts the
+# pandas column with astype(str), so NaN arrives as the text "nan" (None as "None").
+_MISSING_TEXT = ("nan", "None", "<NA>", "NaT")
+
+
+def _missing_as_null(column, name: str):
+    """A score column; the date columns with MLflow's text for "missing" back to null."""
+    if name in _DATE_OUTPUTS:  # an ISO date is never one of those words
+        column = F.when(~column.isin(*_MISSING_TEXT), column)
+    return column.alias(name)
 
 
 def _checked_scorer(model_uri: str):
@@ -804,7 +850,7 @@ def score_file(
             spark, transactions_path, sep=sep, encoding=encoding, sheet_name=sheet_name
         )
         try:
-            labelled, clean, report = _clean(
+            labelled, _, report = _clean(
                 raw, **options, on_invalid=on_invalid, source=str(transactions_path)
             )
         except TransactionsError as exc:
@@ -813,11 +859,10 @@ def score_file(
             raise
         _add_read_info(report, read_info)
         lap("load and validate transactions")
-        # The mapped quantity column, numeric; other columns are not read.
-        selected = [F.col("customer_id"), F.col("timestamp"), F.col("amount")]
-        if quantity is not None and quantity in clean.columns:
-            selected.append(F.expr(f"try_cast(`{quantity}` AS DOUBLE)").alias("quantity"))
-        transactions = clean.select(*selected)
+        # The mapped quantity column, numeric; other columns are not read. Each row
+        # keeps its place in the file, so that features add a customer's amounts in
+        # the file's order, as the pandas path does (see segml.spark._buckets).
+        transactions = kept_rows(labelled, quantity, ROW)
         scores = _score(
             transactions,
             scorer,
