@@ -1,5 +1,11 @@
 """Benchmark: batch scoring with a saved model vs lifetimes' customer_lifetime_value.
 
+Issue 7's comparison (segml's whole scoring against lifetimes' CLV step alone), kept
+for its step timings and profile. Issue 15's targets are measured by
+``bench_score_baseline.py`` (like for like: the same outputs without segml; and the
+duckdb floor), ``bench_fixed_costs.py`` (``--help``, model loading, 1,000 customers)
+and ``bench_score_memory.py`` (30M transactions read in pieces).
+
 Issue 7, "Speed". In one run:
 
 1. fits a :class:`segml.scoring.CustomerScorer` on a smaller simulated log

@@ -6,36 +6,58 @@ fits CLV, segment, tier and churn models, :mod:`segml.scoring` combines them int
 scorer and the segment map, :mod:`segml.tracking` logs runs to MLflow and
 :mod:`segml.reports` draws the figures.
 
-Importing segml does nothing else: no warning filters, no logging handlers, no I/O,
-and MLflow is imported only when :func:`train` is called.
+Importing segml does nothing else: no warning filters, no logging handlers, no I/O.
+The public names below are imported on first use (PEP 562), so ``import segml`` and
+commands that need little (``segml score --help``) do not pay for pandas,
+scikit-learn or MLflow; ``segml.CLVModel`` and ``from segml import CLVModel`` work as
+usual.
+
+Examples
+--------
+>>> import segml
+>>> segml.rfm_summary.__module__
+'segml.features._rfm'
+>>> "rfm_summary" in dir(segml)
+True
 """
 
-from segml._config import load_config
-from segml.datasets import load_cdnow, simulate_transactions
-from segml.features import calibration_holdout, churn_features, churn_labels, rfm_summary
-from segml.models import (
-    BGBBModel,
-    ChurnModel,
-    CLVModel,
-    RetentionModel,
-    RFMSegments,
-    SegmentModel,
-    TierScorecard,
-    ValueTiers,
-    early_warning,
-    holdout_metrics,
-    simple_clv,
-)
-from segml.scoring import (
-    CustomerScorer,
-    SegmentMap,
-    build_segment_map,
-    customer_features,
-    migration_matrix,
-)
-from segml.transactions import DataQualityReport, TransactionsError, load_transactions
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
+
+#: Where each public name lives: imported from there on first access.
+_LAZY = {
+    "load_config": "segml._config",
+    "load_cdnow": "segml.datasets",
+    "simulate_transactions": "segml.datasets",
+    "calibration_holdout": "segml.features",
+    "churn_features": "segml.features",
+    "churn_labels": "segml.features",
+    "rfm_summary": "segml.features",
+    "BGBBModel": "segml.models",
+    "ChurnModel": "segml.models",
+    "CLVModel": "segml.models",
+    "RetentionModel": "segml.models",
+    "RFMSegments": "segml.models",
+    "SegmentModel": "segml.models",
+    "TierScorecard": "segml.models",
+    "ValueTiers": "segml.models",
+    "early_warning": "segml.models",
+    "holdout_metrics": "segml.models",
+    "simple_clv": "segml.models",
+    "CustomerScorer": "segml.scoring",
+    "SegmentMap": "segml.scoring",
+    "build_segment_map": "segml.scoring",
+    "customer_features": "segml.scoring",
+    "migration_matrix": "segml.scoring",
+    "DataQualityReport": "segml.transactions",
+    "TransactionsError": "segml.transactions",
+    "load_transactions": "segml.transactions",
+    # segml.train needs MLflow, which is slow to import.
+    "train": "segml.tracking",
+}
 
 __all__ = [
     "BGBBModel",
@@ -69,9 +91,13 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # segml.train needs MLflow, which is slow to import: load it on first use only.
-    if name == "train":
-        from segml.tracking import train
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'segml' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later accesses skip __getattr__
+    return value
 
-        return train
-    raise AttributeError(f"module 'segml' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

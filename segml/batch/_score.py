@@ -8,8 +8,9 @@ with :func:`segml.scoring.customer_features` (the code training used, with the
 model's own windows), predicts with the model's scorer, and writes one row per
 customer:
 
-``customer_id``, :data:`segml.scoring.OUTPUT_COLUMNS`, then ``model_name``,
-``model_version``, ``run_id`` and ``as_of`` (:data:`SCORE_COLUMNS`).
+``customer_id``, the model's ``scorer.output_columns_`` (:data:`segml.scoring.OUTPUT_COLUMNS`
+for a default model; the next-purchase dates count from ``as_of``), then ``model_name``,
+``model_version``, ``run_id`` and ``as_of`` (:data:`SCORE_COLUMNS` for a default model).
 
 How a nightly job stays safe and small:
 
@@ -17,6 +18,10 @@ How a nightly job stays safe and small:
   (all of a customer's transactions in one chunk), so the features and predictions
   held at once stay bounded; each chunk is appended to the output as it is done.
   Rows come out sorted by ``customer_id`` whatever the chunk size.
+- A Parquet log of more than ``read_rows`` rows is never held whole: it is read in
+  pieces of whole customers (:mod:`segml.batch._pieces`: customer id ranges, each
+  piece spilled to a temporary file, then cleaned and scored), with the same scores
+  as reading it whole.
 - Every output of a run (the scores and, with ``previous=OLD``, the tier and segment
   migration tables ``<stem>.migration_tier.csv`` / ``<stem>.migration_segment.csv``)
   is written to a hidden ``.NAME.<pid>.<random>.tmp`` beside it, fsynced, and all
@@ -30,7 +35,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +52,8 @@ from segml.batch._migration_files import (
     _write_tables,
     migration_paths,
 )
+from segml.batch._pieces import PieceReport, clean_pieces, piece_reader
+from segml.features._codes import customer_codes
 from segml.features._rfm import FeatureError, _day
 from segml.io import atomic_outputs
 from segml.scoring import OUTPUT_COLUMNS, STRING_OUTPUT_COLUMNS, customer_features
@@ -64,6 +71,8 @@ METADATA_COLUMNS = ("model_name", "model_version", "run_id", "as_of")
 #: Every column of a scoring output, in order.
 SCORE_COLUMNS = ("customer_id", *OUTPUT_COLUMNS, *METADATA_COLUMNS)
 DEFAULT_CHUNK_CUSTOMERS = 200_000
+#: A Parquet log of more rows is read in pieces of whole customers (segml.batch._pieces).
+DEFAULT_READ_ROWS = 4_000_000
 
 
 #: Text columns of the output (the others take the model's numeric types).
@@ -132,9 +141,9 @@ def _arrow_schema(first: pd.DataFrame):
         else pa.int64()
         if name == "segment"
         else inferred.field(name).type
-        for name in SCORE_COLUMNS
+        for name in first.columns  # the model's columns (scorer.output_columns_)
     }
-    return pa.schema([(name, types[name]) for name in SCORE_COLUMNS])
+    return pa.schema([(name, types[name]) for name in first.columns])
 
 
 class _TableWriter:
@@ -156,7 +165,15 @@ class _TableWriter:
 
             if self._writer is None:
                 self._schema = _arrow_schema(frame)
-                self._writer = pq.ParquetWriter(str(self.path), self._schema)
+                # Dictionary pages only for the label columns (a few distinct texts
+                # each): trying them on unique ids and floats cost a quarter of the
+                # write (0.55 -> 0.42 s of CPU per 1M customers, the same table).
+                labels = [
+                    f.name
+                    for f in self._schema
+                    if pa.types.is_string(f.type) and f.name != "customer_id"
+                ]
+                self._writer = pq.ParquetWriter(str(self.path), self._schema, use_dictionary=labels)
             table = pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
             self._writer.write_table(table)
         else:
@@ -180,7 +197,7 @@ class _Model:
     version: str
     run_id: str
     cleaning: dict[str, Any] | None
-    predict: Callable[[pd.DataFrame], pd.DataFrame]
+    predict: Callable[..., pd.DataFrame]  # (features, *, as_of) -> scores
 
 
 class Laps:
@@ -222,7 +239,7 @@ def _load_model(model_uri: str | os.PathLike, tracking_uri: str | None) -> _Mode
         version=str(loaded.version or ""),
         run_id=str(loaded.run_id or ""),
         cleaning=scorer.cleaning,  # how the training log was cleaned (None: not recorded)
-        predict=lambda frame: predict_with_ids(scorer, frame),
+        predict=lambda frame, as_of=None: predict_with_ids(scorer, frame, as_of=as_of),
     )
 
 
@@ -243,6 +260,56 @@ def _as_day(as_of) -> pd.Timestamp:
         return pd.Timestamp(_day(as_of))
     except FeatureError as exc:
         raise ScoreError(f"{exc} Use YYYY-MM-DD.") from None
+
+
+@dataclass
+class _Totals:
+    """Transactions known at ``as_of`` and the first transaction, over every piece."""
+
+    n_transactions: int = 0
+    first: pd.Timestamp | None = None
+
+
+def _known(clean: pd.DataFrame, day: pd.Timestamp, as_of_text: str, totals: _Totals):
+    """The transactions up to the end of ``day``, counted into ``totals``."""
+    if len(clean) == 0:
+        return clean
+    first = clean["timestamp"].min()
+    totals.first = first if totals.first is None else min(totals.first, first)
+    known = clean["timestamp"] < day + pd.Timedelta(days=1)
+    if not known.all():
+        clean = clean.loc[known]
+    totals.n_transactions += len(clean)
+    return clean
+
+
+def _before_first_error(as_of_text: str, first: pd.Timestamp) -> ScoreError:
+    return ScoreError(
+        f"as_of {as_of_text} is before the first transaction ({first.date()}): no customer "
+        f"is known then. Use a date on or after {first.date()}."
+    )
+
+
+def _customer_chunks(
+    clean: pd.DataFrame, chunk_customers: int
+) -> tuple[int, Iterator[pd.DataFrame]]:
+    """How many customers ``clean`` holds, and their transactions ``chunk_customers``
+    consecutive customer ids at a time (all of a customer's in one chunk), in id order."""
+    # segml's order-preserving codes: the sorted order of pd.factorize(sort=True), in
+    # two thirds of its time (0.19 s against 0.30 s of CPU per 3.1M ids).
+    codes, sorted_ids = customer_codes(clean["customer_id"])
+    n_customers = len(sorted_ids)
+    del sorted_ids
+    order = np.argsort(codes, kind="stable")
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=n_customers))])
+    del codes
+
+    def chunks() -> Iterator[pd.DataFrame]:
+        for start in range(0, n_customers, chunk_customers):
+            stop = min(start + chunk_customers, n_customers)
+            yield clean.take(order[offsets[start] : offsets[stop]])
+
+    return n_customers, chunks()
 
 
 def _missing_features_error(missing: list[str], available: list[str]) -> ScoreError:
@@ -279,6 +346,7 @@ def score_transactions(
     chunk_customers: int = DEFAULT_CHUNK_CUSTOMERS,
     tracking_uri: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    read_rows: int = DEFAULT_READ_ROWS,
 ) -> ScoreResult:
     """Score every customer of a transaction log with a saved model, as of a date.
 
@@ -313,7 +381,15 @@ def score_transactions(
         ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``.
     on_progress : callable, optional
         Called as ``on_progress(customers_done, customers_total)`` before the first
-        chunk (with 0) and after each chunk.
+        chunk (with 0) and after each chunk. Reading a log in pieces, the total is
+        the number of customer ids read (some may have no transaction kept).
+    read_rows : int, default 4,000,000
+        A Parquet log of more rows, with typed ``timestamp`` and ``amount`` columns
+        and no ``currency_column``, is read in pieces of whole customers
+        (``chunk_customers`` ids each) instead of whole, so memory follows the piece:
+        one pass reads the customer ids, a second spills each piece to a temporary
+        Parquet file (``$TMPDIR``; about the size of the log, deleted as the pieces
+        are scored). The scores are the same either way.
 
     Returns
     -------
@@ -343,6 +419,8 @@ def score_transactions(
         or (chunk_customers < 1)
     ):
         raise ScoreError(f"chunk_customers must be a whole number >= 1, got {chunk_customers!r}.")
+    if isinstance(read_rows, bool) or not isinstance(read_rows, int | np.integer) or read_rows < 0:
+        raise ScoreError(f"read_rows must be a whole number >= 0, got {read_rows!r}.")
     out_path = Path(out) if out is not None else None
     suffix = _check_format(out_path) if out_path is not None else None
     day = _as_day(as_of)
@@ -355,33 +433,39 @@ def score_transactions(
     warn_conflicts(conflicts)
     lap("load model")
 
-    clean, report = _load(transactions, options)
-    lap("load and validate transactions")
-    if len(clean) == 0:
-        raise ScoreError("No transactions left after cleaning: nothing to score.")
-    first = clean["timestamp"].min()
-    known = clean["timestamp"] < day + pd.Timedelta(days=1)
-    if not known.any():
-        raise ScoreError(
-            f"as_of {as_of_text} is before the first transaction ({first.date()}): no customer "
-            f"is known then. Use a date on or after {first.date()}."
-        )
-    if not known.all():
-        clean = clean.loc[known]
-    del known
-    n_transactions = len(clean)
+    reader = piece_reader(transactions, options, min_rows=read_rows)
+    totals = _Totals()
+    if reader is None:
+        clean, report = _load(transactions, options)
+        lap("load and validate transactions")
+        clean = _known(clean, day, as_of_text, totals)
+        if totals.n_transactions == 0:
+            raise _before_first_error(as_of_text, totals.first)
+        n_customers, chunks = _customer_chunks(clean, chunk_customers)
+        del clean  # the chunks hold it
+        lap("group customers")
+    else:
+        # A big Parquet log: read in pieces of whole customers (segml.batch._pieces),
+        # each cleaned and scored before the next is read.
+        distinct = reader.distinct_ids()
+        n_customers = len(distinct)  # read; those with no transaction kept are not scored
+        pieces = PieceReport(str(reader.path))
+        report = pieces.report
+        raw_pieces = reader.pieces(distinct, chunk_customers)
+        del distinct  # the pieces keep only their boundaries
 
-    codes, uniques = pd.factorize(clean["customer_id"], sort=True)
-    n_customers = len(uniques)
-    del uniques
-    order = np.argsort(codes, kind="stable")
-    offsets = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=n_customers))])
-    del codes
-    lap("group customers")
+        def piece_chunks() -> Iterator[pd.DataFrame]:
+            for clean in clean_pieces(reader, raw_pieces, options, pieces):
+                known = _known(clean, day, as_of_text, totals)
+                yield from _customer_chunks(known, chunk_customers)[1]
+
+        chunks = piece_chunks()
+        lap("read customer ids")
 
     from segml.tracking._model import cast_to_signature
 
     feature_columns = list(scorer.feature_columns_)
+    output_columns = list(getattr(scorer, "output_columns_", OUTPUT_COLUMNS))
     metadata = {
         "model_name": model.name,
         "model_version": model.version,
@@ -389,18 +473,17 @@ def score_transactions(
         "as_of": as_of_text,
     }
 
-    def score_chunk(start: int, stop: int) -> pd.DataFrame:
-        rows = order[offsets[start] : offsets[stop]]
-        features = customer_features(clean.take(rows), as_of=day, windows_days=scorer.windows_days)
+    def score_chunk(chunk: pd.DataFrame) -> pd.DataFrame:
+        features = customer_features(chunk, as_of=day, windows_days=scorer.windows_days)
         missing = [c for c in feature_columns if c not in features.columns]
         if missing:
             raise _missing_features_error(missing, list(features.columns))
-        scores = model.predict(cast_to_signature(features, feature_columns))
+        scores = model.predict(cast_to_signature(features, feature_columns), as_of=as_of_text)
         if len(scores) != len(features):  # pragma: no cover - a broken model
             raise ScoreError(
                 f"The model returned {len(scores)} rows for {len(features)} customers."
             )
-        scores = scores[["customer_id", *OUTPUT_COLUMNS]].reset_index(drop=True)
+        scores = scores[["customer_id", *output_columns]].reset_index(drop=True)
         return scores.assign(**metadata)
 
     kept: list[pd.DataFrame] = []  # the whole table (no out) or the migration labels
@@ -410,9 +493,8 @@ def score_transactions(
         nonlocal n_scored
         if on_progress is not None:
             on_progress(0, n_customers)
-        for start in range(0, n_customers, chunk_customers):
-            stop = min(start + chunk_customers, n_customers)
-            scores = score_chunk(start, stop)
+        for chunk in chunks:
+            scores = score_chunk(chunk)
             n_scored += len(scores)
             if write is not None:
                 write(scores)
@@ -421,10 +503,12 @@ def score_transactions(
             else:
                 kept.append(scores)
             if on_progress is not None:
-                on_progress(stop, n_customers)
+                on_progress(min(n_scored, n_customers), n_customers)
+        if totals.n_transactions == 0 and totals.first is not None:  # pieces: known only now
+            raise _before_first_error(as_of_text, totals.first)
         if n_scored == 0:
             raise ScoreError(
-                f"No customer could be scored as of {as_of_text} ({n_transactions:,} "
+                f"No customer could be scored as of {as_of_text} ({totals.n_transactions:,} "
                 "transactions read): nothing was written."
             )
 
@@ -464,7 +548,7 @@ def score_transactions(
         out=out_path,
         scores=result_scores,
         n_customers=n_scored,
-        n_transactions=n_transactions,
+        n_transactions=totals.n_transactions,
         model_name=model.name,
         model_version=model.version,
         run_id=model.run_id,

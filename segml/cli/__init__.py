@@ -23,6 +23,8 @@ from rich.console import Console
 
 from segml._config import ConfigError, load_config, read_source, section_kwargs
 from segml.cli._options import cleaning_options, cli_words, with_overrides
+from segml.cli._score import SPARK_INSTALL, Engine
+from segml.cli._score import score as _score_command
 
 __all__ = ["app"]
 
@@ -242,6 +244,13 @@ def train(
     description: Annotated[
         str | None, typer.Option(help="Shown with the run and its registered version.")
     ] = None,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="pandas (one machine) or spark: Spark cleans the log and builds the "
+            "per-customer tables, the models fit on them (needs the spark extra)."
+        ),
+    ] = Engine.pandas,
     *,
     cleaning: dict,
 ) -> None:
@@ -255,9 +264,17 @@ def train(
     config's 'transactions' section. Open the runs with
     `mlflow ui --backend-store-uri sqlite:///mlflow.db`.
     """
+    import importlib.util
+
     from segml._config import ConfigError
     from segml.tracking import TrackingError
     from segml.tracking import train as train_run
+
+    if engine is Engine.spark and importlib.util.find_spec("pyspark") is None:
+        _fail(
+            f"--engine spark needs pyspark, which is not installed: {SPARK_INSTALL} "
+            "(and Java 17), or use --engine pandas."
+        )
     from segml.transactions import TransactionsError
 
     def show(name: str, seconds: float) -> None:
@@ -283,6 +300,7 @@ def train(
             allow_failed_gates=allow_failed_gates,
             run_name=run_name,
             description=description,
+            engine=str(engine),
         )
     except TransactionsError as exc:
         if exc.report is not None and exc.report.rows_read:
@@ -401,12 +419,7 @@ def runs_diff(
 
 
 # `segml score` lives in its own module (batch scoring, chunked, atomic output).
-try:
-    from segml.cli._score import score as _score_command
-except ImportError:  # pragma: no cover - while the batch scorer is being written
-    _score_command = None
-if _score_command is not None:
-    app.command(name="score")(_score_command)
+app.command(name="score")(_score_command)
 
 # `segml compare` and `segml promote`: champion and challenger (segml.cli._champion).
 from segml.cli._champion import compare as _compare_command  # noqa: E402

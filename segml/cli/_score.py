@@ -19,11 +19,10 @@ from typing import Annotated
 import typer
 
 from segml.cli._options import cleaning_options, cli_words, option_text
-from segml.tracking._load import ModelVersionWarning
 
 __all__ = ["Engine", "score"]
 
-_SPARK_INSTALL = 'pip install -e ".[spark]"'
+SPARK_INSTALL = 'pip install -e ".[spark]"'
 
 
 class Engine(StrEnum):
@@ -135,7 +134,8 @@ def score(
     )
 
     from segml.batch import CleaningWarning, ScoreError, score_transactions
-    from segml.tracking import TrackingError
+    from segml.tracking._load import ModelVersionWarning
+    from segml.tracking._store import TrackingError
     from segml.transactions import TransactionsError
 
     progress = Progress(
@@ -234,11 +234,12 @@ def _score_spark(transactions, model, *, as_of, out, previous, tracking_uri, map
     if missing:
         _fail(
             f"--engine spark needs {' and '.join(missing)}, which is not installed: "
-            f"{_SPARK_INSTALL} (and Java 17), or use --engine pandas."
+            f"{SPARK_INSTALL} (and Java 17), or use --engine pandas."
         )
     from segml._config import BUNDLED_SOURCES
     from segml.batch import CleaningWarning, ScoreError
     from segml.spark import score_file
+    from segml.tracking._load import ModelVersionWarning
     from segml.transactions import TransactionsError
 
     if transactions in BUNDLED_SOURCES:

@@ -193,6 +193,18 @@ def _order_preserving_keys(ids: pa.ChunkedArray, max_bits: int) -> np.ndarray | 
     return _mixed_radix_keys(chunks, longest, n, max_bits)
 
 
+def _sort(keys: np.ndarray) -> None:
+    """Sort ``keys`` in place, unless they are sorted already.
+
+    Batch scoring hands the feature functions each chunk grouped by customer in id
+    order, each customer's rows in time order, so the keys below often arrive
+    sorted: checking costs about 1/70 of sorting them again (5 ms against 0.33 s per
+    3M keys), and the result is the same array either way.
+    """
+    if keys.size > 1 and not (keys[1:] >= keys[:-1]).all():
+        keys.sort()
+
+
 def _codes_by_sort(keys: np.ndarray, ids: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     n = len(keys)
     row_bits = max(1, (n - 1).bit_length())
@@ -201,7 +213,7 @@ def _codes_by_sort(keys: np.ndarray, ids: pa.ChunkedArray) -> tuple[np.ndarray, 
     for start in range(0, n, _CHECK_ROWS):  # row numbers in slices: no n-long scratch
         stop = min(start + _CHECK_ROWS, n)
         keys[start:stop] |= np.arange(start, stop, dtype=np.uint64)
-    keys.sort()
+    _sort(keys)
     rows = (keys & np.uint64((1 << row_bits) - 1)).view(np.int64)
     keys >>= np.uint64(row_bits)
     first_of_id = np.empty(n, dtype=bool)
@@ -341,7 +353,7 @@ def distinct_periods(codes: np.ndarray, periods: np.ndarray) -> tuple[np.ndarray
     keys = codes * span
     keys += periods
     keys -= first
-    keys.sort()
+    _sort(keys)
     first_of_pair = np.empty(keys.size, dtype=bool)
     first_of_pair[:1] = True
     np.not_equal(keys[1:], keys[:-1], out=first_of_pair[1:])
