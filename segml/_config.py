@@ -237,9 +237,10 @@ def check_names(config: dict[str, dict[str, Any]], origin: str = "config") -> No
         name += "x" * _DIGEST_SUFFIX_LENGTH  # the data digest is added after loading
     if len(name) > MAX_RUN_NAME_LENGTH:
         source = "run.name" if run.get("name") else "data.name"
+        fix = "run.name (or --run-name)" if run.get("name") else source
         raise ConfigError(
             f"{origin}: the run name made from {source} ({name[:40]!r}...) is {len(name)} "
-            f"characters long; MLflow allows at most {MAX_RUN_NAME_LENGTH}: shorten {source}."
+            f"characters long; MLflow allows at most {MAX_RUN_NAME_LENGTH}: shorten {fix}."
         )
     description = run.get("description")
     if description is not None and len(str(description)) > MAX_DESCRIPTION_LENGTH:

@@ -111,7 +111,7 @@ def test_values_of_the_right_kind_pass_unchanged():
             {"name": "r" * 251},
             {},
             r"run name made from run\.name .* is 251 characters long; MLflow allows at most "
-            r"250: shorten run\.name",
+            r"250: shorten run\.name \(or --run-name\)",
         ),
         (
             {"description": "d" * 4001},
