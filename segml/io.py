@@ -57,9 +57,11 @@ import pandas as pd
 __all__ = [
     "FORMATS",
     "ReadError",
+    "arrow_integers_exact",
     "atomic_output",
     "atomic_outputs",
     "atomic_write_bytes",
+    "read_parquet",
     "read_table",
     "text_options",
     "write_table",
@@ -198,7 +200,7 @@ def read_table(
     }
     try:
         if kind == "parquet":
-            return pd.read_parquet(path), info
+            return read_parquet(path), info
         if kind == "xlsx":
             return _read_excel(path, sheet_name, info), info
         return _read_text(path, kind, sep, encoding, info), info
@@ -210,6 +212,44 @@ def read_table(
         raise
     except (OSError, ValueError, LookupError) as exc:
         raise ReadError(f"Could not read {path}: {exc}") from None
+
+
+def arrow_integers_exact(column) -> pd.Series:
+    """A pyarrow integer column as pandas, exactly: nullable ``Int64`` when it has nulls.
+
+    pandas turns an integer column with nulls into float64, which rounds integers
+    above 2**53 (64-bit ids such as ``9007199254740993`` become ``...992``): two
+    customers would merge, or one customer's rows would be read under two ids.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> arrow_integers_exact(pa.chunked_array([[2**53 + 1, None]])).tolist()
+    [9007199254740993, <NA>]
+    """
+    import pyarrow as pa
+
+    if not pa.types.is_integer(column.type) or column.null_count == 0:
+        return column.to_pandas()
+    nullable = pd.UInt64Dtype() if pa.types.is_unsigned_integer(column.type) else pd.Int64Dtype()
+    return column.to_pandas(types_mapper={column.type: nullable}.get)
+
+
+def read_parquet(path: str | os.PathLike) -> pd.DataFrame:
+    """A Parquet file as pandas, with integer columns that hold nulls read exactly.
+
+    As :func:`pandas.read_parquet`, except that an integer column with nulls becomes
+    a nullable integer column instead of float64 (see :func:`arrow_integers_exact`).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = pd.read_parquet(path)
+    for field in pq.read_schema(path):
+        if pa.types.is_integer(field.type) and frame[field.name].dtype.kind == "f":
+            column = pq.read_table(path, columns=[field.name]).column(0)
+            frame[field.name] = arrow_integers_exact(column).set_axis(frame.index)
+    return frame
 
 
 def _read_excel(path: Path, sheet_name, info: dict[str, Any]) -> pd.DataFrame:

@@ -142,3 +142,39 @@ def test_a_log_with_nothing_kept_is_the_loaders_error(model_dir, tmp_path, tiny_
     with pytest.raises(TransactionsError, match=r"No transactions left .* zero_amount") as error:
         score_transactions(model_dir, path, as_of=AS_OF, read_rows=0, chunk_customers=3)
     assert error.value.report.rows_read == error.value.report.dropped["zero_amount"]
+
+
+def test_64_bit_ids_with_missing_ones_are_read_exactly_in_pieces_and_whole(
+    model_dir, tiny_batches, tmp_path
+):
+    # Integer ids above 2**53 in a column with nulls (as Spark or pyarrow write them):
+    # pandas would read them as float64 and round 2**53 + 1 to 2**53, merging two
+    # customers, or split one customer's rows between two pieces.
+    import pyarrow as pa
+
+    log = simulate_transactions(300, seed=11).reset_index(drop=True)
+    ids = [
+        None if row % 200 == 0 else 2**53 + int(value)
+        for row, value in enumerate(log["customer_id"])
+    ]
+    path = tmp_path / "big_ids.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "customer_id": pa.array(ids, pa.int64()),
+                "timestamp": pa.array(log["timestamp"]),
+                "amount": pa.array(log["amount"]),
+            }
+        ),
+        path,
+    )
+    expected = {str(i) for i in ids if i is not None}
+    whole = score_transactions(model_dir, path, as_of=AS_OF, read_rows=10**9)
+    pieces = score_transactions(model_dir, path, as_of=AS_OF, read_rows=0, chunk_customers=40)
+    known = {str(2**53 + int(v)) for v in log.loc[log["timestamp"] <= AS_OF, "customer_id"]}
+    assert set(whole.scores["customer_id"]) == known & expected
+    assert whole.scores["customer_id"].is_unique
+    pd.testing.assert_frame_equal(pieces.scores, whole.scores)
+    missing = sum(i is None for i in ids)
+    assert pieces.report.dropped["missing_customer_id"] == missing
+    assert whole.report.dropped["missing_customer_id"] == missing

@@ -238,3 +238,15 @@ def test_read_source_reads_files_through_the_loader_and_bundled_names_without_fi
     clean, report = read_source("cdnow-sample", {"sep": ";", "encoding": "cp1252"})
     assert report.source == "cdnow-sample (bundled with the lifetimes package)"
     assert report.rows_read == 6919 and report.settings["sep"] is None
+
+
+def test_integer_ids_with_nulls_are_read_exactly_from_parquet(tmp_path):
+    # pandas reads an int64 column with nulls as float64, which rounds 2**53 + 1.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "ids.parquet"
+    pq.write_table(pa.table({"customer_id": pa.array([2**53 + 1, None, 2**53 + 2])}), path)
+    frame, _ = read_table(path)
+    assert frame["customer_id"].dtype == "Int64"
+    assert frame["customer_id"].tolist()[::2] == [2**53 + 1, 2**53 + 2]

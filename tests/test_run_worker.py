@@ -195,3 +195,27 @@ def test_the_worker_encodes_the_calibration_exactly():
     assert back["p_buy_brier"] == 1 / 9 and back["n_customers"] == 12
     pd.testing.assert_frame_equal(back["reliability"], table)
     assert run_worker._decode(run_worker._encode(None)) is None
+
+
+def test_closing_stops_a_busy_worker_even_when_the_host_catches_sigterm(tmp_path):
+    # A host that handles SIGTERM itself (a job runner's graceful stop) must not keep
+    # close() waiting for a worker that is still busy: the child resets the handler.
+    import signal
+    import time
+
+    previous = signal.signal(signal.SIGTERM, lambda *args: None)
+    try:
+        worker = RunWorker(
+            tmp_path,
+            figures=lambda: {},
+            predictive=lambda: time.sleep(30),
+            late_figures=lambda predictive: {},
+            report=lambda: "",
+        )
+        assert worker.start()
+        time.sleep(0.5)  # the worker is in its 30 s calibration
+        started = time.perf_counter()
+        worker.close()
+        assert time.perf_counter() - started < 10
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -83,11 +83,15 @@ def test_scorer_trained_on_spark_equals_the_pandas_scorer(spark, cdnow_sample, t
             clv=CLVModel(time_unit="W"), segments=SegmentModel(n_segments=4), random_state=0
         )
 
+    spark.catalog.clearCache()
     log, report = ss.read_training_log(spark, path, quantity="qty", **options)
     steps = []
     scorer, tables = ss.fit_scorer(
         unfitted(), log, as_of=AS_OF, on_step=lambda name, seconds: steps.append(name)
     )
+    # What read_training_log cached is the log it returned: unpersisting it frees all.
+    log.unpersist()
+    assert spark._jsparkSession.sharedState().cacheManager().isEmpty()
     clean, expected_report = segml.load_transactions(path, **options)
     expected = unfitted().fit(clean.rename(columns={"qty": "quantity"}), as_of=AS_OF)
 
@@ -220,3 +224,10 @@ def test_bad_settings_are_refused_before_spark_runs(spark, tmp_path):
         ss.training_tables(frame, as_of="2024-06-30", partitions=0)
     with pytest.raises(ss.SparkInputError, match=r"lack the column\(s\) \['amount'\]"):
         ss.training_tables(frame.drop("amount"), as_of="2024-06-30")
+
+
+def test_the_spark_engine_refuses_lifetimes_fitters_before_spark_runs():
+    # Sampled tables fit CLV on distinct rows with counts, which lifetimes cannot take.
+    scorer = CustomerScorer(clv=CLVModel(engine="lifetimes"))
+    with pytest.raises(ValueError, match="clv.engine='segml' only, got engine='lifetimes'"):
+        ss.fit_scorer(scorer, None, as_of=AS_OF)

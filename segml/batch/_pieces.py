@@ -77,13 +77,14 @@ class PieceReader:
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
+        from segml.io import arrow_integers_exact
         from segml.transactions import _ids_as_text
 
         found = []
         for batch in pq.ParquetFile(self.path).iter_batches(
             batch_size=self.batch_rows, columns=[self.customer_id]
         ):
-            ids = _ids_as_text(batch.column(0).to_pandas())
+            ids = _ids_as_text(arrow_integers_exact(batch.column(0)))
             found.append(pc.unique(pa.array(ids.dropna().array, type=pa.large_string())))
         distinct = pc.unique(pa.chunked_array(found, type=pa.large_string()))
         # Arrow sorts strings by their UTF-8 bytes: the order of code points, which is
@@ -96,6 +97,7 @@ class PieceReader:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        from segml.io import arrow_integers_exact, read_parquet
         from segml.transactions import _ids_as_text
 
         size = max(int(piece_customers), -(-len(distinct) // MAX_PIECES), 1)
@@ -111,7 +113,7 @@ class PieceReader:
         try:
             for batch in source.iter_batches(batch_size=self.batch_rows):
                 table = pa.Table.from_batches([batch], schema=schema)
-                ids = _ids_as_text(batch.column(self.customer_id).to_pandas())
+                ids = _ids_as_text(arrow_integers_exact(batch.column(self.customer_id)))
                 # Each distinct id of the batch is looked up once; a missing id (code
                 # -1) goes to the first piece, where the loader drops and counts it.
                 codes, uniques = pd.factorize(ids)
@@ -133,7 +135,7 @@ class PieceReader:
                 writer.close()
             for number in sorted(writers):
                 spill = folder / f"{number:05d}.parquet"
-                frame = pd.read_parquet(spill)
+                frame = read_parquet(spill)  # integer ids with nulls stay exact
                 os.remove(spill)  # the disk used falls as the pieces are read
                 yield frame
         finally:

@@ -30,6 +30,7 @@ How it is computed:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -398,7 +399,9 @@ def training_tables(
                 "churn_test": _clv_rows(result, _CHURN_TEST, rfm),
             }
             slot = F.pmod(F.xxhash64("customer_id", F.lit(_SAMPLE_SEED)), F.lit(_SAMPLE_SLOTS))
-            collected = result.where(slot < F.lit(int(fraction * _SAMPLE_SLOTS)))
+            # At least one slot: a tiny fraction must not round to an empty sample.
+            slots = max(1, math.ceil(fraction * _SAMPLE_SLOTS))
+            collected = result.where(slot < F.lit(slots))
         feature_names = feature_columns(windows, quantity=quantity)
         features = _collect_table(collected, _FEATURES, feature_names)
         churn = {}
@@ -469,6 +472,16 @@ def fit_scorer(
     """
     from segml.models.clv import CLVModel
 
+    template = scorer.clv if scorer.clv is not None else CLVModel()
+    if template.engine != "segml":
+        # Above max_training_customers the CLV models are fitted on every customer's
+        # distinct rows with counts (sample_weight), which lifetimes' fitters cannot
+        # take: refused before the Spark pass, not after it.
+        raise ValueError(
+            f"The Spark engine fits CLV with clv.engine='segml' only, got "
+            f"engine={template.engine!r}: remove clv.engine from the config (segml's "
+            "fitter equals lifetimes' to 1e-6) or train with the pandas engine."
+        )
     started = time.perf_counter()
     tables = training_tables(
         transactions,
@@ -525,8 +538,8 @@ def read_training_log(
     -------
     transactions : pyspark.sql.DataFrame
         ``customer_id``, ``timestamp``, ``amount`` (and ``quantity``), and each row's
-        place in the file: the input of :func:`training_tables`. The labelled rows
-        are cached (``MEMORY_AND_DISK``); ``spark.catalog.clearCache()`` frees them.
+        place in the file: the input of :func:`training_tables`. Cached
+        (``MEMORY_AND_DISK``); its ``unpersist()`` frees it.
     report : segml.transactions.DataQualityReport
         As the pandas loader's, with the reading settings.
     """
@@ -549,4 +562,9 @@ def read_training_log(
     _add_read_info(report, read_info)
     # With each row's place in the file, through the cleaning's shuffles: the tables
     # then add each customer's amounts in the file's order, as the pandas engine does.
-    return kept_rows(labelled, quantity, ROW), report
+    # The kept rows are cached on their own and the labelled rows freed, so that the
+    # caller's unpersist() of what it got frees the log (Spark uncaches exact plans).
+    kept = kept_rows(labelled, quantity, ROW).persist(StorageLevel.MEMORY_AND_DISK)
+    kept.count()
+    labelled.unpersist()
+    return kept, report

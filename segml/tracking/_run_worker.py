@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import warnings
@@ -215,6 +216,11 @@ class RunWorker:
         return True
 
     def _work(self) -> None:  # runs in the forked child
+        # The parent's signal handlers are not the child's: a host that catches SIGTERM
+        # must not keep close() waiting, and Ctrl-C in the terminal is the parent's
+        # to handle (PySpark's handler would cancel jobs through the parent's socket).
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             self._measure()
             drawn = self._draw(lambda items: items)  # first to last
@@ -259,6 +265,9 @@ class RunWorker:
         if self._process is not None:
             if self._process.is_alive():
                 self._process.terminate()
+                self._process.join(5)
+                if self._process.is_alive():
+                    self._process.kill()
             self._process.join()
             self._process.close()
             self._process = None
