@@ -478,6 +478,15 @@ def _parse_timestamps(
     elif pd.api.types.is_integer_dtype(values) and timestamp_format is None:
         # Integers such as 19970101 are dates, not nanoseconds since 1970.
         parsed = pd.to_datetime(values.astype(str), format="%Y%m%d", errors="coerce")
+    elif (
+        pd.api.types.is_float_dtype(values)
+        and timestamp_format is None
+        and bool((values.dropna() % 1 == 0).all())
+    ):
+        # Whole numbers in a float column (integers with gaps, as pandas reads them):
+        # 19970101.0 is a date too.
+        whole = values.astype("Int64").astype(str)
+        parsed = pd.to_datetime(whole, format="%Y%m%d", errors="coerce")
     else:
         text = values.astype(object).where(values.notna(), None)
         fmt = timestamp_format or "ISO8601"

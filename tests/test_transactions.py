@@ -729,3 +729,17 @@ def test_an_amount_column_is_not_silently_ignored_when_amount_is_none():
     raw = pd.DataFrame({"customer_id": ["a"], "timestamp": ["2024-01-01"], "amount": [3.0]})
     with pytest.raises(TransactionsError, match="has an 'amount' column: pass amount='amount'"):
         load_transactions(raw, amount=None)
+
+
+def test_whole_number_dates_in_a_float_column_are_dates_not_nanoseconds():
+    # An integer date column with a gap reaches pandas as floats (19970101.0, NaN).
+    raw = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "c"],
+            "timestamp": [19970101.0, np.nan, 19970305.0],
+            "amount": [1.0, 2.0, 3.0],
+        }
+    )
+    clean, report = load_transactions(raw)
+    assert clean["timestamp"].tolist() == [pd.Timestamp("1997-01-01"), pd.Timestamp("1997-03-05")]
+    assert report.dropped == {"missing_timestamp": 1}
