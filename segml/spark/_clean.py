@@ -431,7 +431,12 @@ def _clean(
             _parser(timestamp_format, timezone, limit, zero_amounts, returns, decimal, dayfirst),
             _PARSED,
         )
-        parsed = parse(F.col(f"`{customer_id}`"), stamp_input, F.col(f"`{amount}`")).alias("_p")
+        ids = F.col(f"`{customer_id}`")
+        if isinstance(transactions.schema[customer_id].dataType, T.IntegralType):
+            # As text: a pandas UDF gets an integer column with nulls as float64, which
+            # rounds ids above 2**53 (the pandas loader reads them exactly too).
+            ids = ids.cast("string")
+        parsed = parse(ids, stamp_input, F.col(f"`{amount}`")).alias("_p")
     frame = transactions.select(
         *[F.col(f"`{c}`") for c in originals],
         F.monotonically_increasing_id().alias("_row"),
