@@ -97,6 +97,13 @@ def test_an_exported_folder_scores_exactly_as_mlflows_pyfunc(exported, scorer, m
     # An export made outside a run and without an origin: the folder's name only.
     assert (loaded.name, loaded.version, loaded.run_id) == ("segml-cdnow", "", "")
     assert loaded.saved_versions["scikit-learn"] == version("scikit-learn")
+    # With the scoring day, as MLflow's inference parameter: the next-purchase dates.
+    dated = loaded.predict(model_input, as_of=AS_OF)
+    pd.testing.assert_frame_equal(
+        dated,
+        mlflow.pyfunc.load_model(str(exported)).predict(model_input, params={"as_of": AS_OF}),
+    )
+    assert dated["next_purchase_date"].notna().any() and ours["next_purchase_date"].isna().all()
 
 
 def test_loading_a_folder_imports_neither_mlflow_nor_the_folders_code(copy, tmp_path, scorer):

@@ -141,14 +141,16 @@ class LoadedModel:
         """How the training log was cleaned (None for a model that did not record it)."""
         return getattr(self.scorer, "cleaning", None)
 
-    def predict(self, model_input: pd.DataFrame) -> pd.DataFrame:
+    def predict(self, model_input: pd.DataFrame, *, as_of=None) -> pd.DataFrame:
         """Score the pyfunc's input (``customer_id`` and the feature columns).
 
-        The same as the MLflow pyfunc's ``predict``, without MLflow.
+        The same as the MLflow pyfunc's ``predict``, without MLflow. ``as_of`` is the
+        pyfunc's inference parameter: the day the features were computed at, from
+        which the next-purchase dates count (without it the dates are missing).
         """
         from segml.tracking._model import predict_with_ids
 
-        return predict_with_ids(self.scorer, model_input)
+        return predict_with_ids(self.scorer, model_input, as_of=as_of)
 
 
 # ------------------------------------------------------------------------- files
