@@ -19,7 +19,7 @@ import numpy as np
 from scipy.special import digamma, expit, gammaln, hyp2f1
 
 from segml.models._distinct import distinct_rows, levels, row_weights
-from segml.models._mle import MLEResult, dot, minimize_log_params, start_log_params
+from segml.models._mle import MLEResult, PurchaseLikelihood, dot
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
 # Parameters measured in the time unit (rescaled with time).
@@ -146,53 +146,29 @@ def _objective(log_params: np.ndarray, rows: _Rows, penalizer_coef: float):
     return value, grad
 
 
-def fit(
-    frequency,
-    recency,
-    T,
-    *,
-    penalizer_coef: float,
-    max_iter: int,
-    start=None,
-    weights=None,
-    hessian_guess=None,
-) -> tuple[MLEResult, float]:
+_LIKELIHOOD = PurchaseLikelihood(_rows, _objective, PARAM_NAMES, TIME_PARAMS, default_start=0.1)
+
+
+def fit(frequency, recency, T, **options) -> tuple[MLEResult, float]:
     """Fit BG/NBD; returns the result (log-params in rescaled time) and the time scale.
 
-    ``start`` (parameters in the data's time unit, e.g. a fit on a shorter period)
-    replaces lifetimes' starting point; the optimum does not depend on it.
-
-    As lifetimes does, time is rescaled so that the oldest customer has ``T = 1``
-    (``scale = 1 / max(T)``); the optimiser starts from all log-parameters 0.1 and the
-    penalty applies to the rescaled parameters, so penalised fits match lifetimes too.
+    Options as :meth:`segml.models._mle.PurchaseLikelihood.fit`. ``start``
+    (parameters in the data's time unit, e.g. a fit on a shorter period) replaces
+    lifetimes' starting point; the optimum does not depend on it. As lifetimes does,
+    the optimiser starts from all log-parameters 0.1 and the penalty applies to the
+    rescaled parameters, so penalised fits match lifetimes too.
     """
-    scale = 1.0 / float(np.max(T))
-    rows = _rows(frequency, recency, T, scale, weights)
-    result = minimize_log_params(
-        lambda lp: _objective(lp, rows, penalizer_coef),
-        np.full(4, 0.1)
-        if start is None
-        else start_log_params(start, PARAM_NAMES, TIME_PARAMS, scale),
-        max_iter=max_iter,
-        hessian_guess=hessian_guess,
-    )
-    return result, scale
+    return _LIKELIHOOD.fit(frequency, recency, T, **options)
 
 
-def log_likelihood_hessian(
-    log_params, frequency, recency, T, *, scale, penalizer_coef, weights=None
-):
+def log_likelihood_hessian(log_params, frequency, recency, T, **options) -> np.ndarray:
     """Hessian of the mean penalised objective at ``log_params`` (rescaled time)."""
-    from segml.models._mle import numerical_hessian
-
-    rows = _rows(frequency, recency, T, scale, weights)
-    return numerical_hessian(lambda lp: _objective(lp, rows, penalizer_coef)[1], log_params)
+    return _LIKELIHOOD.hessian(log_params, frequency, recency, T, **options)
 
 
 def log_likelihood(params, frequency, recency, T, weights=None) -> float:
     """Total (unpenalised) log-likelihood of the customers (FHL 2005 eq. 6), data's time unit."""
-    rows = _rows(frequency, recency, T, 1.0, weights)
-    return float(-_objective(np.log(params), rows, 0.0)[0] * rows.total_weight)
+    return _LIKELIHOOD.log_likelihood(params, frequency, recency, T, weights)
 
 
 def expected_purchases_new_customer(params, t):

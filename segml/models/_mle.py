@@ -216,3 +216,84 @@ def _minimize_log_params(objective_and_gradient, x0, *, max_iter, hessian_guess=
         message=message,
         n_iterations=n_iterations,
     )
+
+
+@dataclass(frozen=True)
+class PurchaseLikelihood:
+    """Fit, Hessian and log-likelihood of a purchase model from its two pieces.
+
+    Every purchase model (BG/NBD, MBG/NBD, Pareto/NBD) fits the same way: collapse
+    the customers to distinct rows in rescaled time (``rows_of(frequency, recency,
+    T, scale, weights)``, with ``total_weight`` the number of customers), minimise
+    the mean penalised negative log-likelihood ``objective(log_params, rows,
+    penalizer_coef) -> (value, gradient)`` over log-parameters, and measure the
+    curvature there. Only those pieces and the starting point differ.
+
+    Parameters
+    ----------
+    rows_of, objective : callable
+        As above.
+    param_names, time_params : tuple of str
+        The parameters, and those measured in the time unit (rescaled with time).
+    default_start : float
+        Every log-parameter's starting value when no warm start is given.
+    value : callable, optional
+        ``value(log_params, rows, penalizer_coef)`` alone, when cheaper than the
+        objective with its gradient.
+    """
+
+    rows_of: Callable
+    objective: Callable
+    param_names: tuple[str, ...]
+    time_params: tuple[str, ...]
+    default_start: float
+    value: Callable | None = None
+
+    def fit(
+        self,
+        frequency,
+        recency,
+        T,
+        *,
+        penalizer_coef: float,
+        max_iter: int,
+        start=None,
+        weights=None,
+        hessian_guess=None,
+    ) -> tuple[MLEResult, float]:
+        """The result (log-parameters in rescaled time) and the time scale.
+
+        Time is rescaled as lifetimes does, so that the oldest customer has ``T = 1``
+        (``scale = 1 / max(T)``); the penalty applies to the rescaled parameters.
+        ``start``: parameters in the data's time unit to start from (warm start).
+        """
+        frequency, recency, T = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
+        scale = 1.0 / float(np.max(T))
+        rows = self.rows_of(frequency, recency, T, scale, weights)
+        if start is None:
+            x0 = np.full(len(self.param_names), float(self.default_start))
+        else:
+            x0 = start_log_params(start, self.param_names, self.time_params, scale)
+        result = minimize_log_params(
+            lambda lp: self.objective(lp, rows, penalizer_coef),
+            x0,
+            max_iter=max_iter,
+            hessian_guess=hessian_guess,
+        )
+        return result, scale
+
+    def hessian(
+        self, log_params, frequency, recency, T, *, scale, penalizer_coef, weights=None
+    ) -> np.ndarray:
+        """Hessian of the mean penalised objective at ``log_params`` (rescaled time)."""
+        rows = self.rows_of(frequency, recency, T, scale, weights)
+        return numerical_hessian(lambda lp: self.objective(lp, rows, penalizer_coef)[1], log_params)
+
+    def log_likelihood(self, params, frequency, recency, T, weights=None) -> float:
+        """Total (unpenalised) log-likelihood of the customers, times in the data's unit."""
+        rows = self.rows_of(frequency, recency, T, 1.0, weights)
+        if self.value is not None:
+            mean = self.value(np.log(params), rows, 0.0)
+        else:
+            mean = self.objective(np.log(params), rows, 0.0)[0]
+        return float(-mean * rows.total_weight)

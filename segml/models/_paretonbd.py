@@ -26,13 +26,7 @@ import numpy as np
 from scipy.special import betaln, digamma, gammaln, hyp2f1
 
 from segml.models._distinct import distinct_rows, levels, row_weights
-from segml.models._mle import (
-    MLEResult,
-    dot,
-    minimize_log_params,
-    numerical_hessian,
-    start_log_params,
-)
+from segml.models._mle import MLEResult, PurchaseLikelihood, dot
 
 PARAM_NAMES = ("r", "alpha", "s", "beta")
 TIME_PARAMS = ("alpha", "beta")
@@ -342,50 +336,30 @@ def _objective(log_params, rows: _Rows, penalizer_coef: float):
     return value, grad
 
 
-def fit(
-    frequency,
-    recency,
-    T,
-    *,
-    penalizer_coef: float,
-    max_iter: int,
-    start=None,
-    weights=None,
-    hessian_guess=None,
-) -> tuple[MLEResult, float]:
+_LIKELIHOOD = PurchaseLikelihood(
+    _rows, _objective, PARAM_NAMES, TIME_PARAMS, default_start=0.0, value=_mean_nll
+)
+
+
+def fit(frequency, recency, T, **options) -> tuple[MLEResult, float]:
     """Fit Pareto/NBD; returns the result (log-params in rescaled time) and the time scale.
 
-    ``start``: parameters in the data's time unit to start from instead (warm start).
-
-    Time is rescaled as lifetimes does (oldest customer ``T = 1``). lifetimes starts
-    Nelder-Mead at random parameters near 1 and stops at ``tol=1e-4``; here the
-    start is all parameters 1 (log 0) and the optimum is polished by Newton steps.
+    Options as :meth:`segml.models._mle.PurchaseLikelihood.fit`. Time is rescaled
+    as lifetimes does (oldest customer ``T = 1``). lifetimes starts Nelder-Mead at
+    random parameters near 1 and stops at ``tol=1e-4``; here the start is all
+    parameters 1 (log 0) and the optimum is polished by Newton steps.
     """
-    frequency, recency, T = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
-    scale = 1.0 / float(np.max(T))
-    rows = _rows(frequency, recency, T, scale, weights)
-    x0 = np.zeros(4) if start is None else start_log_params(start, PARAM_NAMES, TIME_PARAMS, scale)
-    result = minimize_log_params(
-        lambda lp: _objective(lp, rows, penalizer_coef),
-        x0,
-        max_iter=max_iter,
-        hessian_guess=hessian_guess,
-    )
-    return result, scale
+    return _LIKELIHOOD.fit(frequency, recency, T, **options)
 
 
-def log_likelihood_hessian(
-    log_params, frequency, recency, T, *, scale, penalizer_coef, weights=None
-):
+def log_likelihood_hessian(log_params, frequency, recency, T, **options) -> np.ndarray:
     """Hessian of the mean penalised objective at ``log_params`` (rescaled time)."""
-    rows = _rows(frequency, recency, T, scale, weights)
-    return numerical_hessian(lambda lp: _objective(lp, rows, penalizer_coef)[1], log_params)
+    return _LIKELIHOOD.hessian(log_params, frequency, recency, T, **options)
 
 
 def log_likelihood(params, frequency, recency, T, weights=None) -> float:
     """Total (unpenalised) log-likelihood of the customers, times in the data's unit."""
-    rows = _rows(frequency, recency, T, 1.0, weights)
-    return float(-_mean_nll(np.log(params), rows, 0.0) * rows.total_weight)
+    return _LIKELIHOOD.log_likelihood(params, frequency, recency, T, weights)
 
 
 def p_alive(params, frequency, recency, T):
