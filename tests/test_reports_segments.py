@@ -165,3 +165,21 @@ def test_every_segment_chart_labels_segments_by_name():
     heat = plot_migration_matrix(matrix, names=names)
     assert texts(heat.axes[0].get_yticklabels())[:3] == shown
     assert texts(heat.axes[0].get_xticklabels())[:3] == shown
+
+
+def test_segment_profiles_title_fits_with_two_columns():
+    # A purchases-only log profiles two columns: the two-line title must not be cut.
+    table = pd.DataFrame({"segment": [0, 0, 1, 1], "n_orders": [9, 7, 1, 3],
+                          "days_since_last_purchase": [3, 5, 300, 200]})  # fmt: skip
+    fig = plot_segment_profiles(
+        table, columns=["days_since_last_purchase", "n_orders"], names={0: "best", 1: "rest"}
+    )
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()  # lays the figure out (constrained layout)
+    # Everything drawn (title, labels, colour bar) lies inside the figure.
+    drawn = fig.get_tightbbox(canvas.get_renderer())
+    width, height = fig.get_size_inches()
+    assert drawn.x0 >= 0 and drawn.y0 >= 0 and drawn.x1 <= width and drawn.y1 <= height
+    assert fig.get_suptitle().startswith("Segment profiles\n")

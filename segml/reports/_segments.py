@@ -298,7 +298,10 @@ def plot_segment_profiles(
     logs = np.log1p(customers[columns].clip(lower=0).astype("float64"))
     z = (np.log1p(medians.clip(lower=0)) - logs.median()) / logs.std(ddof=0).replace(0, 1)
     fig = Figure(
-        figsize=(1.6 * len(columns) + 2.6, 0.55 * len(medians) + 1.6), layout="constrained"
+        # At least 6.5 inches wide: the two-line title needs it when there are few
+        # columns (a purchases-only log profiles two).
+        figsize=(max(1.6 * len(columns) + 2.6, 6.5), 0.55 * len(medians) + 1.6),
+        layout="constrained",
     )
     ax = fig.add_subplot()
     limit = max(float(np.nanmax(np.abs(z.to_numpy()))), 0.5)
@@ -321,7 +324,8 @@ def plot_segment_profiles(
     ax.set_yticks(
         range(len(medians)), [f"{_shown(s, names)} (n={sizes[s]:,})" for s in medians.index]
     )
-    ax.set_title(title + "\n(text: median; colour: SD from overall median, log scale)", fontsize=10)
+    # Over the whole figure, not the (narrow) heatmap: constrained layout keeps it inside.
+    fig.suptitle(title + "\n(text: median; colour: SD from overall median, log scale)", fontsize=10)
     fig.colorbar(image, ax=ax, label="SD of log1p from overall median")
     return fig
 
