@@ -87,7 +87,20 @@ def _fit_and_export_scorer(model_path: str, n_customers: int, seed: int) -> dict
         model_path,
         input_example=cast_to_signature(example.head(5), scorer.feature_columns_),
     )
+    # The baseline scores churn with scikit-learn's own fitted classifier.
+    from segml.persistence import dump_skops
+
+    dump_skops(scorer.churn_.calibrated_, baseline_churn_file(model_path))
     return {"fit_seconds": fit_seconds}
+
+
+def baseline_churn_file(model_path: str):
+    """Where :func:`scoring_model` saves the scorer's fitted scikit-learn churn
+    classifier with skops, for the like-for-like baseline (segml saves the trees as
+    numbers in the model folder; this file is not part of the model)."""
+    from pathlib import Path
+
+    return Path(str(model_path).rstrip("/") + ".churn_classifier.skops")
 
 
 def scoring_model(model_path: str, n_customers: int = 50_000, seed: int = 1) -> str:
@@ -95,7 +108,10 @@ def scoring_model(model_path: str, n_customers: int = 50_000, seed: int = 1) -> 
     ``n_customers`` simulated customers as of :data:`TRAIN_AS_OF` unless it exists."""
     from pathlib import Path
 
-    if not (Path(model_path) / "MLmodel").exists():
+    if not (Path(model_path) / "MLmodel").exists() or not baseline_churn_file(model_path).exists():
+        import shutil
+
+        shutil.rmtree(model_path, ignore_errors=True)  # a model saved by an older segml
         fitted = run_isolated(_fit_and_export_scorer, model_path, n_customers, seed)
         print(
             f"scorer fitted on {n_customers:,} simulated customers as of {TRAIN_AS_OF} in "

@@ -14,8 +14,10 @@ same Parquet log (``--n-customers``, default 1,000,000: about 3.1M transactions)
   repurchase-rate features with segml's definitions; lifetimes' ``BetaGeoFitter`` and
   ``GammaGammaFitter``, with the parameters of the saved model, give CLV
   (``customer_lifetime_value``), P(alive) and expected purchases; the saved
-  scikit-learn churn classifier (the model's own skops file, loaded with skops) gives
-  the churn probability; the segment is the nearest k-means centre
+  scikit-learn churn classifier gives the churn probability (segml saves its trees as
+  numbers; the harness saves the same fitted ``CalibratedClassifierCV`` with skops
+  beside the model, :func:`_harness.baseline_churn_file`, and the baseline loads it
+  with skops); the segment is the nearest k-means centre
   (``sklearn.metrics.pairwise_distances_argmin``, what ``KMeans.predict`` runs) of the
   standardised log features; tiers, risk bands and actions are pandas cuts and lookups
   of the model's scorecard edges, thresholds and action table; for a model with the
@@ -57,7 +59,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import AS_OF, median, run_command, scoring_model, simulated_log  # noqa: E402
+from _harness import (  # noqa: E402
+    AS_OF,
+    baseline_churn_file,
+    median,
+    run_command,
+    scoring_model,
+    simulated_log,
+)
 
 LIKE_FOR_LIKE_TARGET = 10.0
 FLOOR_TARGET = 4.0
@@ -201,7 +210,7 @@ def baseline(log_path: str, model_path: str, out: str, as_of_text: str) -> dict:
     folder = Path(model_path) / "artifacts" / "scorer"
     document = json.loads((folder / "scorer.json").read_text())
     churn_document = json.loads((folder / "churn" / "churn_model.json").read_text())
-    skops_file = folder / "churn" / churn_document["classifier_file"]
+    skops_file = baseline_churn_file(model_path)
     classifier = skops.io.load(skops_file, trusted=skops.io.get_untrusted_types(file=skops_file))
     lap("load model")
 

@@ -18,6 +18,7 @@ from segml.models._churn_evaluation import churn_baselines, evaluate_churn, lift
 from segml.models.churn import DEFAULT_ACTIONS, ChurnModel, early_warning
 from segml.persistence import PersistenceError, dump_skops
 from segml.transactions import load_transactions
+from tests._version_1 import save_churn_as_version_1
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "churn.yaml"
 
@@ -162,35 +163,98 @@ def test_bad_thresholds_are_refused(synthetic):
 # ----------------------------------------------------------------------- persistence
 
 
+@pytest.mark.parametrize("method", ["isotonic", "sigmoid"])
+def test_the_trees_as_data_predict_what_scikit_learn_predicts(synthetic, method):
+    """Bit for bit, including rows with NaN (each split's missing side) and scores
+    outside the isotonic table (clipped)."""
+    X, y = synthetic
+    model = ChurnModel(
+        max_iter=30, calibration_folds=3, calibration_method=method, random_state=0
+    ).fit(X, y)
+    rng = np.random.default_rng(5)
+    wide = pd.DataFrame(
+        {
+            "days_since_last_purchase": rng.uniform(-100, 500, 5000),
+            "frequency": rng.poisson(3, 5000).astype("float64"),
+            "noise": rng.normal(size=5000),
+        }
+    )
+    values = wide.to_numpy(copy=True)
+    values[rng.uniform(size=values.shape) < 0.1] = np.nan
+    expected = model.calibrated_.predict_proba(values)
+    np.testing.assert_array_equal(model.trees_.predict_proba(values), expected)
+    np.testing.assert_array_equal(
+        model.predict_proba(wide), model.calibrated_.predict_proba(wide.to_numpy())
+    )
+    assert len(model.trees_.trees) == 30
+
+
 def test_save_and_load_give_identical_probabilities(synthetic, tmp_path):
     X, y = synthetic
     model = ChurnModel(max_iter=30, calibration_folds=3, random_state=0).fit(X, y)  # isotonic
     model.save(tmp_path / "churn")
-    assert sorted(p.name for p in (tmp_path / "churn").iterdir()) == [
-        "churn_classifier.skops",
-        "churn_model.json",
-    ]
+    assert sorted(p.name for p in (tmp_path / "churn").iterdir()) == ["churn_model.json"]
     loaded = ChurnModel.load(tmp_path / "churn")
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
     assert loaded.get_params() == model.get_params()
     assert (loaded.predict(X) == model.predict(X)).all()
     assert list(loaded.feature_names_in_) == list(X.columns)
+    assert not hasattr(loaded, "calibrated_")  # the trees are the model
 
 
-def test_a_saved_model_is_json_and_skops_never_pickle(synthetic, tmp_path):
+def test_a_saved_model_is_data(synthetic, tmp_path):
+    X, y = synthetic
+    model = _small().fit(X, y)
+    model.save(tmp_path)
+    document = json.loads((tmp_path / "churn_model.json").read_text())
+    assert document["format"] == "segml.churn_model" and document["format_version"] == 2
+    assert document["params"]["calibration_method"] == "sigmoid"
+    assert document["feature_names"] == list(X.columns)
+    trees = document["trees"]
+    assert trees["calibration"]["method"] == "sigmoid" and len(trees["trees"]) == 30
+    first = model.calibrated_.calibrated_classifiers_[0].estimator._predictors[0][0].nodes
+    assert trees["trees"][0]["threshold"] == first["num_threshold"].tolist()
+    assert trees["baseline"] == float(
+        model.calibrated_.calibrated_classifiers_[0].estimator._baseline_prediction[0, 0]
+    )
+
+
+def test_a_model_saved_as_version_1_still_loads_and_predicts_the_same(synthetic, tmp_path):
+    X, y = synthetic
+    model = ChurnModel(max_iter=30, calibration_folds=3, random_state=0).fit(X, y)
+    loaded = ChurnModel.load(save_churn_as_version_1(model, tmp_path / "old"))
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    loaded.save(tmp_path / "again")  # and re-saves as data
+    again = ChurnModel.load(tmp_path / "again")
+    np.testing.assert_array_equal(again.predict_proba(X), model.predict_proba(X))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t["trees"][0]["left"].__setitem__(0, 0), "lead outside the tree"),
+        (lambda t: t["trees"][3]["feature"].__setitem__(0, 3), "outside the tree or the 3 input"),
+        (lambda t: t["trees"][1]["value"].pop(), "node fields of different lengths"),
+        (lambda t: t["calibration"].update(method="beta"), "unknown churn calibration 'beta'"),
+        (lambda t: t.pop("baseline"), "the key 'baseline' is missing"),
+    ],
+    ids=["loop", "feature", "lengths", "calibration", "baseline"],
+)
+def test_load_refuses_trees_that_cannot_be_evaluated(synthetic, tmp_path, edit, message):
+    """A crafted file must not make prediction loop, index outside the input, or
+    guess: each fault is refused by name."""
     X, y = synthetic
     _small().fit(X, y).save(tmp_path)
     document = json.loads((tmp_path / "churn_model.json").read_text())
-    assert document["format"] == "segml.churn_model"
-    assert document["params"]["calibration_method"] == "sigmoid"
-    assert document["feature_names"] == list(X.columns)
-    # skops files are zip archives of JSON schemas and arrays, not pickle streams.
-    assert (tmp_path / "churn_classifier.skops").read_bytes()[:2] == b"PK"
+    edit(document["trees"])
+    (tmp_path / "churn_model.json").write_text(json.dumps(document))
+    with pytest.raises(PersistenceError, match=message):
+        ChurnModel.load(tmp_path)
 
 
-def test_load_refuses_an_untrusted_type(synthetic, tmp_path):
+def test_load_refuses_an_untrusted_type_in_a_version_1_file(synthetic, tmp_path):
     X, y = synthetic
-    _small().fit(X, y).save(tmp_path)
+    save_churn_as_version_1(_small().fit(X, y), tmp_path)
     # Replace the classifier with an object of a type not on the trust list.
     from sklearn.neighbors import KernelDensity
 

@@ -37,6 +37,7 @@ from segml.tracking._load import (
 )
 from segml.tracking._model import cast_to_signature, export_model, log_model
 from segml.transactions import load_transactions
+from tests._version_1 import save_churn_as_version_1
 
 AS_OF = "1998-06-30"
 SCORER = Path("artifacts", "scorer")
@@ -78,6 +79,16 @@ def copy(exported, tmp_path) -> Path:
     return Path(shutil.copytree(exported, tmp_path / "model"))
 
 
+@pytest.fixture
+def old_copy(copy, scorer) -> Path:
+    """A copy whose churn model is in format version 1: a skops file beside the JSON,
+    as segml saved it before the trees were data. Such folders still load, and their
+    skops file is checked as strictly as ever."""
+    shutil.rmtree(copy / CHURN)
+    save_churn_as_version_1(scorer.churn_, copy / CHURN)
+    return copy
+
+
 def expected(scorer, model_input) -> pd.DataFrame:
     from segml.tracking._model import predict_with_ids
 
@@ -108,8 +119,8 @@ def test_an_exported_folder_scores_exactly_as_mlflows_pyfunc(exported, scorer, m
 
 
 def test_loading_a_folder_imports_neither_mlflow_nor_the_folders_code(copy, tmp_path, scorer):
-    """In a fresh process: the loader needs neither MLflow nor skops.io (1-2 s of
-    imports saved), and a replaced entry script and extra modules in the folder never
+    """In a fresh process: the loader needs neither MLflow, skops.io nor scikit-learn
+    (2-3 s of imports saved), and a replaced entry script and extra modules in the folder never
     run."""
     marker = tmp_path / "pwned"
     payload = f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n"
@@ -121,7 +132,7 @@ def test_loading_a_folder_imports_neither_mlflow_nor_the_folders_code(copy, tmp_
         "from segml.tracking._load import load_scoring_model\n"
         f"model = load_scoring_model({str(copy)!r})\n"
         "print(len(model.scorer.feature_columns_), 'mlflow' in sys.modules,"
-        " 'skops.io' in sys.modules)\n"
+        " 'skops.io' in sys.modules, 'sklearn' in sys.modules)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script],
@@ -131,7 +142,7 @@ def test_loading_a_folder_imports_neither_mlflow_nor_the_folders_code(copy, tmp_
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == [str(len(scorer.feature_columns_)), "False", "False"]
+    assert done.stdout.split() == [str(len(scorer.feature_columns_)), "False", "False", "False"]
     assert not marker.exists()
 
 
@@ -225,26 +236,26 @@ def _edit_json(path: Path, change) -> None:
 @pytest.mark.parametrize(
     "reference", ["../../../../outside.skops", "ABSOLUTE", "../churn/churn_classifier.skops"]
 )
-def test_a_classifier_file_outside_the_folder_is_refused(copy, tmp_path, reference):
+def test_a_classifier_file_outside_the_folder_is_refused(old_copy, tmp_path, reference):
     outside = tmp_path / "outside.skops"
-    shutil.copy(copy / CHURN / "churn_classifier.skops", outside)  # a loadable file
+    shutil.copy(old_copy / CHURN / "churn_classifier.skops", outside)  # a loadable file
     reference = str(outside) if reference == "ABSOLUTE" else reference
-    _edit_json(copy / CHURN / "churn_model.json", lambda d: d.update(classifier_file=reference))
+    _edit_json(old_copy / CHURN / "churn_model.json", lambda d: d.update(classifier_file=reference))
     with pytest.raises(ModelLoadError) as error:
-        load_scoring_model(copy)
+        load_scoring_model(old_copy)
     message = str(error.value)
-    assert f"{copy / CHURN / 'churn_model.json'}: classifier_file {reference!r}" in message
+    assert f"{old_copy / CHURN / 'churn_model.json'}: classifier_file {reference!r}" in message
     assert "is not a file of the model's folder" in message
 
 
-def test_a_symlink_out_of_the_folder_is_refused(copy, tmp_path):
+def test_a_symlink_out_of_the_folder_is_refused(old_copy, tmp_path):
     outside = tmp_path / "elsewhere.skops"
-    shutil.copy(copy / CHURN / "churn_classifier.skops", outside)
-    (copy / CHURN / "churn_classifier.skops").unlink()
-    (copy / CHURN / "churn_classifier.skops").symlink_to(outside)
+    shutil.copy(old_copy / CHURN / "churn_classifier.skops", outside)
+    (old_copy / CHURN / "churn_classifier.skops").unlink()
+    (old_copy / CHURN / "churn_classifier.skops").symlink_to(outside)
     with pytest.raises(ModelLoadError, match="points outside the model folder") as error:
-        load_scoring_model(copy)
-    assert str(copy / CHURN / "churn_classifier.skops") in str(error.value)
+        load_scoring_model(old_copy)
+    assert str(old_copy / CHURN / "churn_classifier.skops") in str(error.value)
 
 
 def test_a_symlink_loop_or_a_missing_file_is_named(copy):
@@ -261,18 +272,18 @@ def test_a_symlink_loop_or_a_missing_file_is_named(copy):
         load_scoring_model(copy)
 
 
-def test_a_symlinked_folder_inside_is_followed_and_checked(copy, tmp_path, scorer):
+def test_a_symlinked_folder_inside_is_followed_and_checked(old_copy, tmp_path, scorer):
     """A link inside the folder is fine; what it leads to is checked like the rest."""
-    (copy / "store").mkdir()
-    shutil.move(copy / CHURN, copy / "store" / "churn")
-    (copy / CHURN).symlink_to(copy / "store" / "churn")
-    loaded = load_scoring_model(copy).scorer.churn_
+    (old_copy / "store").mkdir()
+    shutil.move(old_copy / CHURN, old_copy / "store" / "churn")
+    (old_copy / CHURN).symlink_to(old_copy / "store" / "churn")
+    loaded = load_scoring_model(old_copy).scorer.churn_
     assert list(loaded.feature_names_in_) == list(scorer.churn_.feature_names_in_)
     outside = tmp_path / "away.skops"
-    shutil.move(copy / "store/churn/churn_classifier.skops", outside)
-    (copy / "store/churn/churn_classifier.skops").symlink_to(outside)
+    shutil.move(old_copy / "store/churn/churn_classifier.skops", outside)
+    (old_copy / "store/churn/churn_classifier.skops").symlink_to(outside)
     with pytest.raises(ModelLoadError, match="points outside the model folder"):
-        load_scoring_model(copy)
+        load_scoring_model(old_copy)
 
 
 # --------------------------------------------------------------- tampered files
@@ -413,20 +424,20 @@ def _damaged_member(path: Path) -> None:
         (_damaged_member, "is damaged or holds objects segml does not load"),
     ],
 )
-def test_a_tampered_skops_file_is_one_error_naming_it(copy, tamper, needle):
-    path = copy / CHURN / "churn_classifier.skops"
+def test_a_tampered_skops_file_is_one_error_naming_it(old_copy, tamper, needle):
+    path = old_copy / CHURN / "churn_classifier.skops"
     tamper(path)
     with pytest.raises(ModelLoadError) as error:
-        load_scoring_model(copy)
+        load_scoring_model(old_copy)
     assert str(path) in str(error.value) and needle in str(error.value)
 
 
 @pytest.mark.parametrize(
     "field, value", [("left", 10**6), ("right", 0), ("feature_idx", 99), ("is_categorical", 1)]
 )
-def test_a_crafted_tree_that_would_read_out_of_bounds_is_refused(copy, scorer, field, value):
+def test_a_crafted_tree_that_would_read_out_of_bounds_is_refused(old_copy, scorer, field, value):
     """Types alone are not enough: scikit-learn walks tree arrays without bounds checks."""
-    path = copy / CHURN / "churn_classifier.skops"
+    path = old_copy / CHURN / "churn_classifier.skops"
     calibrated = copying.deepcopy(scorer.churn_.calibrated_)
     tree = calibrated.calibrated_classifiers_[0].estimator._predictors[3][0]
     root = int(np.flatnonzero(tree.nodes["is_leaf"] == 0)[0])
@@ -435,7 +446,7 @@ def test_a_crafted_tree_that_would_read_out_of_bounds_is_refused(copy, scorer, f
     # Every type in the file is on the trust list: only the values are wrong.
     assert isinstance(load_skops(path, trusted=TRUSTED_TYPES), CalibratedClassifierCV)
     with pytest.raises(ModelLoadError) as error:
-        load_scoring_model(copy)
+        load_scoring_model(old_copy)
     assert f"{path} holds a booster that cannot be trusted" in str(error.value)
 
 
@@ -598,21 +609,23 @@ def test_model_load_error_is_a_persistence_error():
     assert issubclass(ModelLoadError, ValueError)
 
 
-def test_segml_score_prints_one_error_line_naming_the_tampered_file(copy, tmp_path, cdnow_sample):
+def test_segml_score_prints_one_error_line_naming_the_tampered_file(
+    old_copy, tmp_path, cdnow_sample
+):
     from typer.testing import CliRunner
 
     from segml.cli import app
 
     transactions = tmp_path / "transactions.csv"
     cdnow_sample.to_csv(transactions, index=False)
-    path = copy / CHURN / "churn_classifier.skops"
+    path = old_copy / CHURN / "churn_classifier.skops"
     _truncate(path)
     result = CliRunner().invoke(
         app,
         [
             "score",
             "--model",
-            str(copy),
+            str(old_copy),
             "--transactions",
             str(transactions),
             "--as-of",

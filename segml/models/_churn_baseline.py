@@ -19,11 +19,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
-from sklearn.linear_model import LogisticRegression
-from sklearn.utils.validation import check_is_fitted
 
 from segml.models._churn_evaluation import _BASELINES, churn_baselines
+from segml.models._estimator import Estimator, check_fitted
 from segml.models.churn import RISK_BANDS
 
 __all__ = ["BaselineChurnModel"]
@@ -32,7 +30,7 @@ _FORMAT = "segml.BaselineChurnModel"
 _FORMAT_VERSION = 1
 
 
-class BaselineChurnModel(BaseEstimator):
+class BaselineChurnModel(Estimator):
     """P(churn) from one free baseline score, calibrated by Platt scaling.
 
     Parameters
@@ -105,6 +103,9 @@ class BaselineChurnModel(BaseEstimator):
         self.score_mean_ = float(score.mean())
         self.score_scale_ = float(score.std()) or 1.0
         z = ((score - self.score_mean_) / self.score_scale_).reshape(-1, 1)
+        # Imported here: scoring with a saved baseline model needs no scikit-learn.
+        from sklearn.linear_model import LogisticRegression
+
         # Almost no penalty: two parameters on thousands of labels need none, and a
         # finite C keeps a perfectly separating baseline from diverging.
         fitted = LogisticRegression(C=1e4).fit(z, labels.astype("int64"))
@@ -116,7 +117,7 @@ class BaselineChurnModel(BaseEstimator):
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """``[P(stay), P(churn)]`` per customer, as scikit-learn classifiers return."""
-        check_is_fitted(self, "coef_")
+        check_fitted(self, "coef_")
         z = (self._score(X) - self.score_mean_) / self.score_scale_
         churn = 1.0 / (1.0 + np.exp(-(self.coef_ * z + self.intercept_)))
         return np.column_stack([1.0 - churn, churn])
@@ -138,7 +139,7 @@ class BaselineChurnModel(BaseEstimator):
 
     def to_dict(self) -> dict[str, Any]:
         """The fitted model as JSON-ready data."""
-        check_is_fitted(self, "coef_")
+        check_fitted(self, "coef_")
         return {
             "format": _FORMAT,
             "format_version": _FORMAT_VERSION,

@@ -36,7 +36,6 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 from segml.features._churn import ChurnInputError
 
@@ -231,6 +230,9 @@ def evaluate_churn(y_true, scores: Mapping[str, object]) -> pd.DataFrame:
     """
     if not scores:
         raise ChurnInputError("scores is empty: pass at least one name -> score.")
+    # Imported here: scikit-learn takes a second to import, and scoring never evaluates.
+    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
     rows = {}
     for name, score in scores.items():
         y, s = _check_inputs(y_true, score, name)

@@ -41,11 +41,10 @@ import numbers
 import numpy as np
 import pandas as pd
 from scipy.special import betaln, gammaln, hyp2f1, roots_legendre
-from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
 
 from segml.models import _bgnbd, _mbgnbd, _paretonbd
 from segml.models._distinct import distinct_rows, levels
+from segml.models._estimator import check_fitted, random_state_instance
 from segml.models.clv import PERIODS_PER_MONTH, CLVInputError, _rfm_arrays
 
 __all__ = [
@@ -77,7 +76,7 @@ _QUADRATURE_NODES = 64
 
 def _fitted(model):
     """(purchase model name, its parameter tuple) of a fitted CLVModel."""
-    check_is_fitted(model, "purchase_params_")
+    check_fitted(model, "purchase_params_")
     name = model.purchase_model_
     if name not in _MODULES:
         raise CLVInputError(
@@ -1025,13 +1024,13 @@ def _seed(random_state) -> int:
     """One integer seed from ``random_state`` (an int, Generator, RandomState or None)."""
     if isinstance(random_state, np.random.Generator):
         return int(random_state.integers(0, 2**63 - 1))
-    return int(check_random_state(random_state).randint(0, 2**31 - 1))
+    return int(random_state_instance(random_state).randint(0, 2**31 - 1))
 
 
 def _generator(random_state):
     if isinstance(random_state, np.random.Generator):
         return random_state
-    seed = check_random_state(random_state).randint(0, 2**31 - 1)
+    seed = random_state_instance(random_state).randint(0, 2**31 - 1)
     return np.random.default_rng(seed)
 
 

@@ -25,10 +25,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.special import betaln, gammaln, logsumexp
-from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted
 
 from segml.models._distinct import distinct_rows
+from segml.models._estimator import Estimator, check_fitted
 from segml.models._fitted_document import fitted_document, restore_fitted
 from segml.models._mle import minimize_log_params, numerical_hessian
 
@@ -63,7 +62,7 @@ def _log_likelihood_rows(params, x, t_x, n):
     return logsumexp(np.column_stack([alive, terms]), axis=1) - log_norm
 
 
-class BGBBModel(BaseEstimator):
+class BGBBModel(Estimator):
     """Beta-geometric/beta-Bernoulli model of transactions at discrete opportunities.
 
     Parameters
@@ -178,7 +177,7 @@ class BGBBModel(BaseEstimator):
         return self
 
     def _params(self):
-        check_is_fitted(self, "params_")
+        check_fitted(self, "params_")
         return tuple(self.params_[k] for k in PARAM_NAMES)
 
     def log_likelihood(self, data: pd.DataFrame) -> float:
@@ -304,7 +303,7 @@ class BGBBModel(BaseEstimator):
         >>> BGBBModel.from_dict(_example_document()).to_dict()["params"]["delta"]
         2.783
         """
-        check_is_fitted(self, "params_")
+        check_fitted(self, "params_")
         return fitted_document(self, _FORMAT, _FORMAT_VERSION)
 
     @classmethod

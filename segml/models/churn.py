@@ -21,7 +21,13 @@ Two steps make the probabilities usable as probabilities, not just as a ranking:
    0.940, Brier 0.106 both); the calibrated probabilities take fewer distinct values
    (one isotonic step function instead of the mean of five).
 
-The booster runs on one OpenMP thread (a local ``threadpoolctl`` limit; nothing
+A fitted model keeps what prediction reads, the baseline, the trees' nodes and the
+calibration map, as arrays (:class:`~segml.models._boosted_trees.CalibratedTrees`),
+and predicts with numpy: the same probabilities as scikit-learn, bit for bit, without
+importing scikit-learn (a second of a small scoring job). It is saved as those
+arrays in JSON, so loading one reads data and runs no code.
+
+The booster is fitted on one OpenMP thread (a local ``threadpoolctl`` limit; nothing
 global is set). On a 2-core machine shared with other work, its per-node parallel
 sections made fitting 20k customers 80x slower with two threads (26.8 s vs 0.33 s)
 and 1M customers 2.3x slower (18 s vs 7.7 s); scoring 1M customers was no faster
@@ -52,19 +58,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.model_selection import StratifiedKFold
-from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
-from threadpoolctl import threadpool_limits
 
 from segml.features._churn import ChurnInputError
+from segml.models._boosted_trees import CalibratedTrees, TreesDocumentError
+from segml.models._estimator import Estimator, check_fitted, random_state_instance
 from segml.persistence import (
     PersistenceError,
     check_document,
-    dump_skops,
     load_skops,
     read_json,
     versions,
@@ -90,15 +90,17 @@ DEFAULT_ACTIONS = {
 }
 
 _FORMAT = "segml.churn_model"
-_FORMAT_VERSION = 1
+# Version 2 holds the trees as data; version 1 (a skops file beside the JSON) still
+# loads, and predicts with the same arrays.
+_FORMAT_VERSION = 2
 _JSON_NAME = "churn_model.json"
-_SKOPS_NAME = "churn_classifier.skops"
-# OpenMP threads of the booster in fit and predict (see the module docstring).
+# OpenMP threads of the booster in fit (see the module docstring).
 _OPENMP_THREADS = 1
-# Every type a saved ChurnModel holds beyond plain containers and numpy values (the
-# calibrated wrapper, the booster and its parts, the calibrator, the folds); anything
-# else in the file is refused before it is built. Models saved before ensemble=False
-# (one booster and calibrator per fold) hold the same types and still load.
+# Every type a version-1 skops file holds beyond plain containers and numpy values
+# (the calibrated wrapper, the booster and its parts, the calibrator, the folds);
+# anything else in the file is refused before it is built. Models saved before
+# ensemble=False (one booster and calibrator per fold) hold the same types and load
+# if they hold one booster.
 TRUSTED_TYPES = (
     "numpy.random._generator.Generator",  # HistGradientBoosting's feature-subsample rng
     "numpy.uint64",
@@ -118,7 +120,7 @@ TRUSTED_TYPES = (
 )
 
 
-class ChurnModel(BaseEstimator):
+class ChurnModel(Estimator):
     """Calibrated P(churn) from customer features, and high / medium / low risk bands.
 
     Parameters
@@ -170,8 +172,13 @@ class ChurnModel(BaseEstimator):
 
     Attributes
     ----------
+    trees_ : segml.models._boosted_trees.CalibratedTrees
+        What prediction reads: the booster's baseline and trees and the calibration
+        map, as arrays.
     calibrated_ : sklearn.calibration.CalibratedClassifierCV
-        The fitted classifier (``ensemble=False``: one booster, one calibrator).
+        The fitted scikit-learn classifier (``ensemble=False``: one booster, one
+        calibrator). Only on a model fitted in this process: a loaded model has its
+        :attr:`trees_`, which predict the same.
     feature_names_in_ : numpy.ndarray of str
         Feature columns seen in ``fit``; later tables are aligned to them by name.
     n_features_in_ : int
@@ -253,6 +260,12 @@ class ChurnModel(BaseEstimator):
             than ``calibration_folds``, labels other than 0/1, mismatched customers,
             or features that are non-numeric, NaN or infinite.
         """
+        # Imported here: predicting with a fitted or loaded model needs none of them.
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.ensemble import HistGradientBoostingClassifier
+        from sklearn.model_selection import StratifiedKFold
+        from threadpoolctl import threadpool_limits
+
         self._check_params()
         values = _checked_values(X)
         y = _check_labels(y, X)
@@ -275,7 +288,7 @@ class ChurnModel(BaseEstimator):
                 f"churned: {counts[1]}); calibration needs at least calibration_folds="
                 f"{self.calibration_folds} of each."
             )
-        rng = check_random_state(self.random_state)
+        rng = random_state_instance(self.random_state)
         booster_seed, folds_seed = (int(s) for s in rng.randint(np.iinfo(np.int32).max, size=2))
         booster = HistGradientBoostingClassifier(
             learning_rate=self.learning_rate,
@@ -299,6 +312,7 @@ class ChurnModel(BaseEstimator):
         )
         with threadpool_limits(limits=_OPENMP_THREADS, user_api="openmp"):
             self.calibrated_ = calibrated.fit(values, y)
+        self.trees_ = CalibratedTrees.from_sklearn(self.calibrated_)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
         self.classes_ = np.array([0, 1])
@@ -321,7 +335,7 @@ class ChurnModel(BaseEstimator):
 
     # --------------------------------------------------------------- predicting
     def _aligned(self, X: pd.DataFrame) -> np.ndarray:
-        check_is_fitted(self, "calibrated_")
+        check_fitted(self, "trees_")
         values = _checked_values(X)
         expected = list(self.feature_names_in_)
         missing = [c for c in expected if c not in X.columns]
@@ -345,9 +359,7 @@ class ChurnModel(BaseEstimator):
 
         Columns of ``X`` are matched to the training features by name.
         """
-        X = self._aligned(X)
-        with threadpool_limits(limits=_OPENMP_THREADS, user_api="openmp"):
-            return self.calibrated_.predict_proba(X)
+        return self.trees_.predict_proba(self._aligned(X))
 
     def churn_probability(self, X: pd.DataFrame) -> pd.Series:
         """P(churn) per customer, a Series named ``churn_probability`` indexed like ``X``.
@@ -411,8 +423,9 @@ class ChurnModel(BaseEstimator):
     def save(self, directory: str | os.PathLike) -> Path:
         """Save the fitted model as data in ``directory`` (created if needed).
 
-        Writes ``churn_model.json`` (parameters, feature names, versions) and
-        ``churn_classifier.skops`` (the calibrated classifier). Nothing is pickled.
+        Writes ``churn_model.json``: the parameters, the feature names, the trees
+        and the calibration map as numbers, and the package versions. Nothing is
+        pickled, and loading it needs no scikit-learn.
 
         Returns
         -------
@@ -433,10 +446,9 @@ class ChurnModel(BaseEstimator):
         >>> bool((again.predict_proba(X) == model.predict_proba(X)).all())
         True
         """
-        check_is_fitted(self, "calibrated_")
+        check_fitted(self, "trees_")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        dump_skops(self.calibrated_, directory / _SKOPS_NAME)
         write_json(
             {
                 "format": _FORMAT,
@@ -445,7 +457,7 @@ class ChurnModel(BaseEstimator):
                 "feature_names": [str(name) for name in self.feature_names_in_],
                 "churn_rate": self.churn_rate_,
                 "n_customers": self.n_customers_,
-                "classifier_file": _SKOPS_NAME,
+                "trees": self.trees_.to_dict(),
                 "versions": versions(),
             },
             directory / _JSON_NAME,
@@ -456,23 +468,27 @@ class ChurnModel(BaseEstimator):
     def load(cls, directory: str | os.PathLike) -> ChurnModel:
         """Load a model written by :meth:`save`.
 
+        A model saved by an earlier segml (format version 1: the classifier in a
+        ``churn_classifier.skops`` file beside the JSON) loads too, through
+        scikit-learn, and predicts the same.
+
         Raises
         ------
         segml.persistence.PersistenceError
             A missing file, a document of another format or version, missing keys or
-            values of the wrong type, a ``classifier_file`` that is not a file of
-            ``directory``, a skops file holding a type outside :data:`TRUSTED_TYPES`,
-            or trees whose node indices lead outside their arrays. The message names
-            the file.
+            values of the wrong type, trees whose splits lead outside the tree or
+            the input columns; for version 1, a ``classifier_file`` that is not a
+            file of ``directory`` or a skops file holding a type outside
+            :data:`TRUSTED_TYPES`. The message names the file.
         """
         directory = Path(directory)
         source = directory / _JSON_NAME
         document = read_json(source)
-        check_document(document, _FORMAT, _FORMAT_VERSION, source=source)
+        version = document.get("format_version") if isinstance(document, dict) else None
+        check_document(document, _FORMAT, 1 if version == 1 else _FORMAT_VERSION, source=source)
         try:
             model = cls(**document["params"])
             model._check_params()
-            classifier_file = document["classifier_file"]
             feature_names = document["feature_names"]
             if not (
                 isinstance(feature_names, list) and all(isinstance(n, str) for n in feature_names)
@@ -480,30 +496,16 @@ class ChurnModel(BaseEstimator):
                 raise TypeError(f"feature_names must be a list of names, got {feature_names!r}")
             churn_rate = float(document["churn_rate"])
             n_customers = int(document["n_customers"])
+            if version == 1:
+                trees = _trees_of_version_1(directory, document["classifier_file"], source)
+            else:
+                trees = CalibratedTrees.from_dict(document["trees"], n_features=len(feature_names))
+        except TreesDocumentError as exc:
+            raise PersistenceError(f"{source} cannot be trusted: {exc}.") from None
         except (KeyError, TypeError, ValueError) as exc:
             what = f"the key {exc.args[0]!r} is missing" if isinstance(exc, KeyError) else exc
             raise PersistenceError(f"{source} is damaged: {what}.") from None
-        # The classifier is a file of this folder: a name that leads elsewhere (an
-        # absolute path, "..", a symlink out) is refused before anything is read.
-        classifier = directory / str(classifier_file)
-        if (
-            not isinstance(classifier_file, str)
-            or Path(classifier_file).name != classifier_file
-            or classifier_file in ("", ".", "..")
-            or not classifier.resolve().is_relative_to(directory.resolve())
-        ):
-            raise PersistenceError(
-                f"{source}: classifier_file {classifier_file!r} is not a file of the model's "
-                f"folder {directory}; refusing to read it."
-            )
-        calibrated = load_skops(classifier, trusted=TRUSTED_TYPES)
-        if not isinstance(calibrated, CalibratedClassifierCV):
-            raise PersistenceError(
-                f"{classifier} holds a {type(calibrated).__name__}, not the "
-                "CalibratedClassifierCV a churn model saves."
-            )
-        _check_boosters(calibrated, len(feature_names), classifier)
-        model.calibrated_ = calibrated
+        model.trees_ = trees
         model.feature_names_in_ = np.asarray(feature_names, dtype=object)
         model.n_features_in_ = len(model.feature_names_in_)
         model.classes_ = np.array([0, 1])
@@ -512,7 +514,41 @@ class ChurnModel(BaseEstimator):
         return model
 
 
-def _check_boosters(calibrated: CalibratedClassifierCV, n_features: int, path: Path) -> None:
+def _trees_of_version_1(directory: Path, classifier_file, source: Path) -> CalibratedTrees:
+    """The trees of a version-1 model: its skops file, read through scikit-learn."""
+    from sklearn.calibration import CalibratedClassifierCV
+
+    # The classifier is a file of this folder: a name that leads elsewhere (an
+    # absolute path, "..", a symlink out) is refused before anything is read.
+    classifier = directory / str(classifier_file)
+    if (
+        not isinstance(classifier_file, str)
+        or Path(classifier_file).name != classifier_file
+        or classifier_file in ("", ".", "..")
+        or not classifier.resolve().is_relative_to(directory.resolve())
+    ):
+        raise PersistenceError(
+            f"{source}: classifier_file {classifier_file!r} is not a file of the model's "
+            f"folder {directory}; refusing to read it."
+        )
+    calibrated = load_skops(classifier, trusted=TRUSTED_TYPES)
+    if not isinstance(calibrated, CalibratedClassifierCV):
+        raise PersistenceError(
+            f"{classifier} holds a {type(calibrated).__name__}, not the "
+            "CalibratedClassifierCV a churn model saves."
+        )
+    n_features = len(read_json(source)["feature_names"])
+    _check_boosters(calibrated, n_features, classifier)
+    try:
+        return CalibratedTrees.from_sklearn(calibrated)
+    except TreesDocumentError as exc:
+        raise PersistenceError(
+            f"{classifier}: {exc} It was saved by a segml older than one booster per "
+            "model; train it again with this segml."
+        ) from None
+
+
+def _check_boosters(calibrated, n_features: int, path: Path) -> None:
     """Refuse loaded trees that scikit-learn would follow out of their arrays.
 
     skops can check the *types* in a file, not the values: scikit-learn's compiled
@@ -522,6 +558,7 @@ def _check_boosters(calibrated: CalibratedClassifierCV, n_features: int, path: P
     default). Every tree saved by :meth:`ChurnModel.save` has its children after
     their parent and splits on numeric input columns only; anything else is refused.
     """
+    from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
 
     def refuse(why: str) -> None:

@@ -44,11 +44,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted
 
 from segml.models import _bgnbd, _gamma_gamma, _mbgnbd, _paretonbd
 from segml.models._distinct import distinct_rows, row_weights
+from segml.models._estimator import Estimator, check_fitted
 from segml.models._mle import MAX_ABS_LOG_PARAM
 
 __all__ = [
@@ -103,7 +102,7 @@ class SpendFrequencyCorrelationWarning(CLVWarning):
     """Spend per purchase correlates with frequency, which Gamma-Gamma assumes it does not."""
 
 
-class CLVModel(BaseEstimator):
+class CLVModel(Estimator):
     """Customer lifetime value from a BTYD purchase model and Gamma-Gamma spend.
 
     Parameters
@@ -613,12 +612,12 @@ class CLVModel(BaseEstimator):
 
     def _purchase(self):
         """(module, parameter tuple) of the fitted purchase model."""
-        check_is_fitted(self, "purchase_params_")
+        check_fitted(self, "purchase_params_")
         module = _MODULES[self.purchase_model_]
         return module, tuple(self.purchase_params_[k] for k in module.PARAM_NAMES)
 
     def _bgnbd_only(self, attribute):
-        check_is_fitted(self, "purchase_params_")
+        check_fitted(self, "purchase_params_")
         if self.purchase_model_ != "bgnbd":
             raise AttributeError(
                 f"bgnbd_{attribute}_ exists only for a BG/NBD purchase model; this model is "
@@ -647,7 +646,7 @@ class CLVModel(BaseEstimator):
         return self._bgnbd_only("penalizer_coef")
 
     def _gg(self) -> tuple[float, float, float]:
-        check_is_fitted(self, "purchase_params_")
+        check_fitted(self, "purchase_params_")
         if self.gamma_gamma_params_ is None:
             raise CLVInputError(
                 "This model was fitted without a spend model (spend_model=None, e.g. on a "
@@ -827,7 +826,7 @@ class CLVModel(BaseEstimator):
         >>> model.parameter_summary().loc[("bgnbd", "r")].round(3).tolist()
         [0.243, 0.013, 0.219, 0.27]
         """
-        check_is_fitted(self, "purchase_params_")
+        check_fitted(self, "purchase_params_")
         rows = []
         for name, params, errors, covariance in (
             (
@@ -946,7 +945,7 @@ class CLVModel(BaseEstimator):
         >>> CLVModel.from_dict(json.loads(json.dumps(document))).purchase_params_["r"]
         0.243
         """
-        check_is_fitted(self, "purchase_params_")
+        check_fitted(self, "purchase_params_")
         from segml.persistence import versions
 
         hyper = self.get_params()

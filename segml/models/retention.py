@@ -27,9 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.special import betaln, hyp2f1
-from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted
 
+from segml.models._estimator import Estimator, check_fitted
 from segml.models._fitted_document import fitted_document, restore_fitted
 from segml.models._mle import minimize_log_params, numerical_hessian
 
@@ -91,7 +90,7 @@ def _log_likelihood_rows(params, tenure, churned):
     return np.where(churned, lost, alive)
 
 
-class RetentionModel(BaseEstimator):
+class RetentionModel(Estimator):
     """Shifted-beta-geometric retention model for contracts and subscriptions.
 
     Parameters
@@ -198,7 +197,7 @@ class RetentionModel(BaseEstimator):
         return self.fit(survivors_to_tenure(survivors))
 
     def _params(self):
-        check_is_fitted(self, "params_")
+        check_fitted(self, "params_")
         return self.params_["alpha"], self.params_["beta"]
 
     def log_likelihood(self, data: pd.DataFrame) -> float:
@@ -297,7 +296,7 @@ class RetentionModel(BaseEstimator):
         >>> RetentionModel.from_dict(_example_document()).to_dict()["params"]
         {'alpha': 0.704, 'beta': 1.182}
         """
-        check_is_fitted(self, "params_")
+        check_fitted(self, "params_")
         return fitted_document(self, _FORMAT, _FORMAT_VERSION)
 
     @classmethod

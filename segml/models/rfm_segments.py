@@ -53,8 +53,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
 
+from segml.models._estimator import Estimator
 from segml.models._scorecard_bands import TierConfigError, check_keys, load_yaml_config
 from segml.models._segments_input import SegmentInputError, numeric_columns, require_frame
 
@@ -105,7 +105,7 @@ def rfm_edges(values: np.ndarray, n_bins: int = 5) -> list[float]:
     return edges
 
 
-class RFMSegments(BaseEstimator):
+class RFMSegments(Estimator):
     """RFM quintile scores and named segments on the R x F grid.
 
     Parameters

@@ -70,9 +70,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
 
 from segml.features._codes import customer_codes, distinct_periods
+from segml.models._estimator import Estimator
 from segml.models._scorecard_bands import (
     Band,
     TierConfigError,
@@ -253,7 +253,7 @@ class _Criterion:
     quantiles: tuple[float, ...] = ()  # of the {at_quantile: q} edges; () if absolute
 
 
-class TierScorecard(BaseEstimator):
+class TierScorecard(Estimator):
     """Points per criterion from half-open bands, and a tier from the total.
 
     A rule model: scoring a customer uses no other customer. ``fit`` validates the

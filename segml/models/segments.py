@@ -49,8 +49,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
 
+from segml.models._estimator import Estimator
 from segml.models._segments_input import (
     SegmentInputError,
     id_order,
@@ -91,7 +91,7 @@ _NAME_STEP_SD = 0.5
 _MULTITHREAD_ROWS = 200_000
 
 
-class SegmentModel(BaseEstimator):
+class SegmentModel(Estimator):
     """k-means segments of customers, ordered by value and stable across retrains.
 
     Parameters

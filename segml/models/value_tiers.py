@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
 
+from segml.models._estimator import Estimator
 from segml.models._scorecard_bands import (
     TierConfigError,
     check_keys,
@@ -62,7 +62,7 @@ DEFAULT_CLASSES = {
 _ALL = "__all__"
 
 
-class ValueTiers(BaseEstimator):
+class ValueTiers(Estimator):
     """High / medium / low value tiers from CLV, and the current-vs-predicted value class.
 
     Parameters

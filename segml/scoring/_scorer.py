@@ -42,12 +42,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
-from sklearn.utils import check_random_state
 
 from segml.models._churn_baseline import BaselineChurnModel
 from segml.models._churn_evaluation import churn_baselines, evaluate_churn
 from segml.models._clv_metrics import holdout_metrics
+from segml.models._estimator import random_state_instance
 from segml.models._predictive import predictive_summary
 from segml.models.churn import RISK_BANDS, ChurnModel
 from segml.models.clv import CLVModel
@@ -430,6 +429,9 @@ class CustomerScorer:
         >>> scorer.as_of_, len(scorer.predict(tables.features))
         ('1998-06-30', 2357)
         """
+        # Imported here: a fitted or loaded scorer predicts without scikit-learn.
+        from sklearn.base import clone
+
         self._check_settings()
         predictive = self._predictive_settings()
         clv_template = self._clv_template()
@@ -657,7 +659,7 @@ class CustomerScorer:
             seed = int(random_state.integers(0, 2**31 - 1))
         else:
             # None or a RandomState: drawn once here, then saved with the model.
-            seed = int(check_random_state(random_state).randint(0, 2**31 - 1))
+            seed = int(random_state_instance(random_state).randint(0, 2**31 - 1))
         return {
             "p_buy_windows_days": [int(w) for w in windows],
             "interval_level": float(level),
@@ -945,7 +947,7 @@ class CustomerScorer:
 
     # --------------------------------------------------------------- persistence
     def save(self, folder: str | os.PathLike) -> Path:
-        """Write the scorer as data: ``scorer.json`` and the churn model's skops folder."""
+        """Write the scorer as data: ``scorer.json`` and the churn model's folder (JSON)."""
         self._check_fitted()
         cleaning = _cleaning_document(self.cleaning)  # refused before anything is written
         folder = Path(folder)

@@ -4,7 +4,7 @@ This is the only part of segml (with the Spark path) that imports ``mlflow``.
 
 - :func:`train`: one command trains every model, logs params, metrics, figures, the
   segment map and the data-quality report, and registers ONE scoring model (a
-  pyfunc built as "models from code": a script plus JSON and skops artifacts).
+  pyfunc built as "models from code": a script plus JSON artifacts).
 - :func:`export_model`: the same model as a local folder.
 - :func:`load_scoring_model`: a saved scoring model (folder or ``models:/`` URI),
   checked before anything in it is read, built with the installed segml: nothing
@@ -57,7 +57,7 @@ _WHERE = {
     "check_tracking_uri": "segml.tracking._store",
     "redact_uri": "segml.tracking._store",
     "require_existing_store": "segml.tracking._store",
-    "DEFAULT_TRACKING_URI": "segml.tracking._train",
+    "DEFAULT_TRACKING_URI": "segml.tracking._store",
     "TrainResult": "segml.tracking._train",
     "flatten_config": "segml.tracking._train",
     "train": "segml.tracking._train",

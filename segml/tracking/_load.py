@@ -2,8 +2,9 @@
 
 A segml scoring model is an MLflow "models from code" pyfunc: a folder holding an
 ``MLmodel`` file, a copy of segml's entry script ``_pyfunc_entry.py`` and the
-scorer's data (``artifacts/scorer/scorer.json`` and the churn model's JSON and skops
-files). ``mlflow.pyfunc.load_model`` builds the model by *executing the folder's copy
+scorer's data (``artifacts/scorer/scorer.json`` and the churn model's JSON; models
+saved before the churn trees were data also hold a skops file).
+``mlflow.pyfunc.load_model`` builds the model by *executing the folder's copy
 of the script*, and a folder saved with a pickled ``python_model`` would be
 unpickled: whoever wrote the folder would run code in the scoring job.
 
@@ -20,9 +21,9 @@ folder. It checks, before reading any model data:
   scorer needs;
 
 then builds the scorer with :meth:`segml.scoring.CustomerScorer.load` from the
-installed segml's code: JSON parameters and skops files whose every type is on an
-explicit trust list. The folder's ``_pyfunc_entry.py`` is never executed: the model
-behaves as the *installed* segml defines it.
+installed segml's code: JSON parameters (and, for older models, skops files whose
+every type is on an explicit trust list). The folder's ``_pyfunc_entry.py`` is never
+executed: the model behaves as the *installed* segml defines it.
 
 Library versions recorded with the model (``scorer.json``, ``requirements.txt``)
 that differ from the installed ones in their major or minor version give a
@@ -593,7 +594,7 @@ def _load_registered(uri: str, tracking_uri: str | None) -> LoadedModel:
     from segml.tracking._store import mlflow_session, redact_uri
 
     if tracking_uri is None:
-        from segml.tracking._train import DEFAULT_TRACKING_URI
+        from segml.tracking._store import DEFAULT_TRACKING_URI
 
         tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
     shown = redact_uri(tracking_uri)

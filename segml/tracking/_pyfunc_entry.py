@@ -2,8 +2,8 @@
 
 ``mlflow.pyfunc.load_model`` runs this file to build the model: nothing is unpickled.
 The model's only artifact is a folder written by
-:meth:`segml.scoring.CustomerScorer.save` (JSON parameters and skops files loaded
-with an explicit trust list), checked and loaded by the installed segml's
+:meth:`segml.scoring.CustomerScorer.save` (JSON parameters; older models' skops files
+are loaded with an explicit trust list), checked and loaded by the installed segml's
 :func:`segml.tracking._load.load_scorer_artifact`.
 
 MLflow executes the copy of this file that sits in the model folder. segml's own

@@ -41,6 +41,10 @@ __all__ = [
     "store_lock",
 ]
 
+#: The store a run or a model URI uses when neither an option nor
+#: ``MLFLOW_TRACKING_URI`` names one: a SQLite file in the working directory.
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
 #: How long the server health check waits for an answer. A server that is down
 #: (refused connection) fails at once; one that accepts but never answers, after this.
 HEALTH_TIMEOUT_SECONDS = 5.0

@@ -35,6 +35,7 @@ from segml.tracking._model import cast_to_signature, export_model, log_model, mo
 from segml.tracking._report import REPORT_ARTIFACT
 from segml.tracking._run_worker import IMPORT_THREAD_NAME, RunWorker
 from segml.tracking._store import (
+    DEFAULT_TRACKING_URI,
     TrackingError,
     check_tracking_uri,
     fail_stale_runs,
@@ -48,8 +49,6 @@ from segml.tracking._store import (
 )
 
 __all__ = ["TrainResult", "flatten_config", "train"]
-
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
 
 @dataclass
