@@ -743,3 +743,37 @@ def test_whole_number_dates_in_a_float_column_are_dates_not_nanoseconds():
     clean, report = load_transactions(raw)
     assert clean["timestamp"].tolist() == [pd.Timestamp("1997-01-01"), pd.Timestamp("1997-03-05")]
     assert report.dropped == {"missing_timestamp": 1}
+
+
+def test_the_duplicate_check_equals_pandas_duplicated_on_every_kind_of_column():
+    """_duplicated finds candidates by a row hash, then asks pandas: the answer must be
+    exactly ``DataFrame.duplicated`` where pandas calls values equal and the bits differ
+    (-0.0 and 0.0, None and NaN, NaN and NaT), for ids, text, small ints, bools,
+    nullable floats, float32 and zoned timestamps."""
+    from segml.transactions import _duplicated
+
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        n = int(rng.integers(1, 300))
+        ids = rng.choice(np.array(["a", "b", None, "c"], dtype=object), n)
+        amount = rng.choice(np.array([0.0, -0.0, np.nan, 1.5, 2.0]), n)
+        stamps = pd.to_datetime(rng.choice(np.array(["2020-01-01", "2020-01-02", None]), n))
+        text = rng.choice(np.array([None, np.nan, "x", "y"], dtype=object), n)
+        small = rng.integers(0, 3, n).astype("int8")
+        frames = [
+            pd.DataFrame(
+                {"customer_id": pd.array(ids, dtype="str"), "timestamp": stamps, "amount": amount}
+            ),
+            pd.DataFrame(
+                {"customer_id": ids, "amount": amount, "note": text, "n": small, "b": small > 0}
+            ),
+            pd.DataFrame({"customer_id": ids, "amount": pd.array(amount, dtype="Float64")}),
+            pd.DataFrame(
+                {"timestamp": stamps.tz_localize("UTC"), "amount": amount.astype("float32")}
+            ),
+        ]
+        for frame in frames:
+            frame.index = rng.permutation(n) + 7
+            expected = frame.duplicated(keep="first")
+            assert expected.any() or n < 30  # the check is not vacuous
+            pd.testing.assert_series_equal(_duplicated(frame), expected)
