@@ -189,6 +189,70 @@ def test_the_trees_as_data_predict_what_scikit_learn_predicts(synthetic, method)
     assert len(model.trees_.trees) == 30
 
 
+@pytest.mark.parametrize("method", ["isotonic", "sigmoid"])
+def test_the_calibration_map_equals_scikit_learns_on_and_beyond_its_thresholds(synthetic, method):
+    """Scores exactly on an isotonic threshold, and clipped onto the last one (the
+    riskiest customers), are where a hand-written interpolation differs in the last
+    bit from what scikit-learn runs (np.interp)."""
+    X, y = synthetic
+    model = ChurnModel(
+        max_iter=30, calibration_folds=3, calibration_method=method, random_state=0
+    ).fit(X, y)
+    fold = model.calibrated_.calibrated_classifiers_[0]
+    if method == "isotonic":
+        thresholds = fold.calibrators[0].X_thresholds_
+        raw = np.concatenate([thresholds, thresholds + 1e-9, [-50.0, 50.0]])
+    else:
+        raw = np.linspace(-20, 20, 4001)
+    expected = fold.calibrators[0].predict(raw)
+    ours = model.trees_.members[0].calibrated_proba(raw)
+    np.testing.assert_array_equal(ours[:, 1], np.where(expected > 1, 1.0, expected))
+    np.testing.assert_array_equal(ours[:, 0], 1.0 - expected)
+
+
+def test_isotonic_maps_equal_scikit_learns_bit_for_bit_on_every_threshold():
+    """On 30 random isotonic fits, every threshold and both ends: a hand-written
+    interpolation (slope * (s - x_lo) + y_lo) misses the last bit on 7 of them."""
+    from sklearn.isotonic import IsotonicRegression
+
+    from segml.models._boosted_trees import _Member
+
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        score = rng.normal(size=400)
+        label = (rng.uniform(size=400) < 1 / (1 + np.exp(-2 * score))).astype(float)
+        iso = IsotonicRegression(out_of_bounds="clip").fit(score, label)
+        calibration = {
+            "method": "isotonic",
+            "x_min": float(iso.X_min_),
+            "x_max": float(iso.X_max_),
+            "x": np.asarray(iso.f_.x).tolist(),
+            "y": np.asarray(iso.f_.y).tolist(),
+        }
+        raw = np.concatenate([iso.f_.x, [-50.0, 50.0]])
+        ours = _Member(0.0, [], calibration).calibrated_proba(raw)[:, 1]
+        np.testing.assert_array_equal(ours, iso.predict(raw))
+
+
+def test_a_version_1_model_with_one_booster_per_fold_predicts_their_mean(synthetic, tmp_path):
+    """Models saved before ensemble=False (one calibrated booster per fold) load and
+    predict what scikit-learn predicts: the mean of the folds' probabilities."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X, y = synthetic
+    model = _small(calibration_method="isotonic").fit(X, y)
+    booster = HistGradientBoostingClassifier(max_iter=10, random_state=0)
+    model.calibrated_ = CalibratedClassifierCV(booster, cv=3, ensemble=True).fit(
+        X.to_numpy(), y.to_numpy()
+    )
+    loaded = ChurnModel.load(save_churn_as_version_1(model, tmp_path))
+    assert len(loaded.trees_.members) == 3
+    np.testing.assert_array_equal(
+        loaded.predict_proba(X), model.calibrated_.predict_proba(X.to_numpy())
+    )
+
+
 def test_save_and_load_give_identical_probabilities(synthetic, tmp_path):
     X, y = synthetic
     model = ChurnModel(max_iter=30, calibration_folds=3, random_state=0).fit(X, y)  # isotonic
@@ -210,7 +274,7 @@ def test_a_saved_model_is_data(synthetic, tmp_path):
     assert document["format"] == "segml.churn_model" and document["format_version"] == 2
     assert document["params"]["calibration_method"] == "sigmoid"
     assert document["feature_names"] == list(X.columns)
-    trees = document["trees"]
+    (trees,) = document["trees"]["members"]
     assert trees["calibration"]["method"] == "sigmoid" and len(trees["trees"]) == 30
     first = model.calibrated_.calibrated_classifiers_[0].estimator._predictors[0][0].nodes
     assert trees["trees"][0]["threshold"] == first["num_threshold"].tolist()
@@ -229,6 +293,18 @@ def test_a_model_saved_as_version_1_still_loads_and_predicts_the_same(synthetic,
     np.testing.assert_array_equal(again.predict_proba(X), model.predict_proba(X))
 
 
+def _shared_child(member):
+    """Both children of the root are one node: the walk would need it twice."""
+    tree = member["trees"][0]
+    tree["right"][0] = tree["left"][0]
+
+
+def _orphan_split(member):
+    """A node no split leads to: it would hold a column of values to the end."""
+    tree = member["trees"][0]
+    tree["right"][0] = len(tree["value"]) - 1  # the root's right subtree is cut off
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
@@ -237,16 +313,30 @@ def test_a_model_saved_as_version_1_still_loads_and_predicts_the_same(synthetic,
         (lambda t: t["trees"][1]["value"].pop(), "node fields of different lengths"),
         (lambda t: t["calibration"].update(method="beta"), "unknown churn calibration 'beta'"),
         (lambda t: t.pop("baseline"), "the key 'baseline' is missing"),
+        (_shared_child, "is not a tree: every node but the root needs exactly one parent"),
+        (_orphan_split, "is not a tree"),
+        (lambda t: t["trees"][2]["right"].__setitem__(0, 2**70), "damaged: .*too large"),
+        (lambda t: t["calibration"].update(y=[2.0] * len(t["calibration"]["y"])), "y in"),
     ],
-    ids=["loop", "feature", "lengths", "calibration", "baseline"],
+    ids=[
+        "loop",
+        "feature",
+        "lengths",
+        "calibration",
+        "baseline",
+        "shared",
+        "orphan",
+        "overflow",
+        "table",
+    ],
 )
 def test_load_refuses_trees_that_cannot_be_evaluated(synthetic, tmp_path, edit, message):
     """A crafted file must not make prediction loop, index outside the input, or
     guess: each fault is refused by name."""
     X, y = synthetic
-    _small().fit(X, y).save(tmp_path)
+    _small(calibration_method="isotonic").fit(X, y).save(tmp_path)
     document = json.loads((tmp_path / "churn_model.json").read_text())
-    edit(document["trees"])
+    edit(document["trees"]["members"][0])
     (tmp_path / "churn_model.json").write_text(json.dumps(document))
     with pytest.raises(PersistenceError, match=message):
         ChurnModel.load(tmp_path)

@@ -544,3 +544,55 @@ def test_geometric_by_inversion_has_the_geometric_distribution():
         expected = 0.7 ** (k - 1) * 0.3
         assert abs(np.mean(draws == k) - expected) < 4 * np.sqrt(expected / len(u))
     assert draws.min() == 1
+
+
+def test_remembered_futures_are_the_drawn_ones_and_stay_bounded(fitted, monkeypatch):
+    """The memo that spares a chunked scoring job from drawing a pair twice gives a
+    pair's row back bit for bit (also after a caller wrote into the returned table),
+    keeps the two newest contexts only, and empties a context that grows too big."""
+    from segml.models import _predictive
+    from segml.models._predictive import _FUTURE_MEMO, _future_table
+
+    model = fitted["bgnbd"]
+    bg = np.tile(tuple(model.purchase_params_.values()), (40, 1))
+    gg = np.tile(tuple(model.gamma_gamma_params_.values()), (40, 1))
+    discount = _discount_table(model)
+    x = np.array([0.0, 1.0, 3.0, 7.0])
+    T = np.array([30.0, 30.0, 35.0, 38.0])
+    _FUTURE_MEMO.clear()
+    first, _ = _future_table("bgnbd", bg, gg, x, T, 7, discount)
+    reference = first.copy()
+    first[:] = -1.0  # the caller owns the table it gets
+    again, _ = _future_table("bgnbd", bg, gg, x[::-1], T[::-1], 7, discount)
+    np.testing.assert_array_equal(again, reference[::-1])
+    for seed in (8, 9, 10):
+        _future_table("bgnbd", bg, gg, x, T, seed, discount)
+    assert len(_FUTURE_MEMO) == 2
+    monkeypatch.setattr(_predictive, "_FUTURE_MEMO_PAIRS", 5)
+    _future_table("bgnbd", bg, gg, x + 1, T, 10, discount)  # 4 known + 4 new > 5
+    (newest,) = [m for m in _FUTURE_MEMO.values() if len(m) == 4]
+    assert len(newest) == 4  # this call's pairs only
+
+
+def test_threads_predicting_at_once_get_what_one_thread_gets(fitted, sample_rfm):
+    """A model server predicts in several threads with several models: the memo of
+    drawn futures is shared, and must neither fail nor mix them up."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rfm = sample_rfm.head(300)
+    jobs = [(name, seed) for name in ("bgnbd", "paretonbd") for seed in (0, 1, 2)] * 2
+    alone = {
+        job: clv_predictive_interval(fitted[job[0]], rfm, n_draws=50, random_state=job[1])
+        for job in set(jobs)
+    }
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(
+            pool.map(
+                lambda job: clv_predictive_interval(
+                    fitted[job[0]], rfm, n_draws=50, random_state=job[1]
+                ),
+                jobs,
+            )
+        )
+    for job, result in zip(jobs, together, strict=True):
+        pd.testing.assert_frame_equal(result, alone[job])

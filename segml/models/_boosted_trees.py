@@ -2,9 +2,10 @@
 
 :class:`~segml.models.churn.ChurnModel` fits scikit-learn's
 ``HistGradientBoostingClassifier`` inside ``CalibratedClassifierCV`` (one booster,
-``ensemble=False``). Predicting with those objects needs scikit-learn, which takes
-about a second to import (it imports ``scipy.stats``): most of the time of scoring a
-thousand customers with a saved model. What prediction reads is small: the baseline
+``ensemble=False``; models saved by earlier versions hold one per fold, averaged).
+Predicting with those objects needs scikit-learn, which takes about a second to
+import (it imports ``scipy.stats``): most of the time of scoring a thousand
+customers with a saved model. What prediction reads is small: the baseline
 log-odds, each tree's nodes and the calibration map. :class:`CalibratedTrees` holds
 those as arrays, saves them as JSON (data, not objects: loading runs no code from
 the file) and computes the same probabilities as scikit-learn, bit for bit:
@@ -14,10 +15,13 @@ the file) and computes the same probabilities as scikit-learn, bit for bit:
 2. a row goes left at a split when its value is ``<= threshold``, or when it is NaN
    and the split sends missing values left (the compiled ``TreePredictor``);
 3. isotonic calibration clips the score to the fitted range and interpolates
-   linearly between the thresholds as ``scipy.interpolate.interp1d`` does; sigmoid
-   calibration is ``expit(-(a * score + b))`` (Platt 1999);
+   linearly between the thresholds with ``np.interp`` (what
+   ``scipy.interpolate.interp1d`` runs for a 1-D table); sigmoid calibration is
+   ``expit(-(a * score + b))`` (Platt 1999);
 4. P(stay) = 1 - P(churn), and a probability above 1 by at most 1e-5 is 1
-   (``_CalibratedClassifier.predict_proba``).
+   (``_CalibratedClassifier.predict_proba``); with several calibrated boosters (an
+   ``ensemble=True`` model) their probabilities are averaged in fold order
+   (``CalibratedClassifierCV.predict_proba``).
 
 A tree is evaluated split by split over whole columns (``np.where`` from the leaves
 up), not row by row: with the churn model's small trees (7 leaves) that is 12 array
@@ -53,9 +57,6 @@ from scipy.special import expit
 
 __all__ = ["CalibratedTrees", "TreesDocumentError"]
 
-# The node fields prediction reads, in the order of a saved tree's keys.
-_NODE_FIELDS = ("feature", "threshold", "missing_left", "left", "right", "is_leaf", "value")
-
 
 class TreesDocumentError(ValueError):
     """Saved trees that are malformed or could not be evaluated safely."""
@@ -90,153 +91,129 @@ class _Tree:
         return values[0]
 
 
-class CalibratedTrees:
-    """A binary booster's trees and its calibration map, as arrays.
-
-    Build one with :meth:`from_sklearn` (after fitting) or :meth:`from_dict` (after
-    loading); :meth:`predict_proba` then needs only numpy and ``scipy.special``.
-
-    Parameters
-    ----------
-    baseline : float
-        The booster's initial log-odds.
-    trees : list of _Tree
-        In boosting order.
-    calibration : dict
-        ``{"method": "isotonic", "x": [...], "y": [...]}`` (the interpolation
-        table) or ``{"method": "sigmoid", "a": float, "b": float}``.
-    """
+class _Member:
+    """One calibrated booster: baseline log-odds, trees, calibration map."""
 
     def __init__(self, baseline: float, trees: list[_Tree], calibration: dict[str, Any]):
         self.baseline = baseline
         self.trees = trees
         self.calibration = calibration
 
-    # ------------------------------------------------------------ building
-    @classmethod
-    def from_sklearn(cls, calibrated) -> CalibratedTrees:
-        """The arrays of a fitted ``CalibratedClassifierCV(..., ensemble=False)``.
-
-        Raises
-        ------
-        TreesDocumentError
-            Not one binary ``HistGradientBoostingClassifier`` with isotonic or sigmoid
-            calibration, or categorical splits (a churn model has none).
-        """
-        folds = getattr(calibrated, "calibrated_classifiers_", [])
-        if len(folds) != 1 or len(folds[0].calibrators) != 1:
-            raise TreesDocumentError(
-                f"Expected one calibrated booster (ensemble=False), got {len(folds)}."
-            )
-        fold = folds[0]
-        booster = fold.estimator
-        if getattr(booster, "n_trees_per_iteration_", None) != 1:
-            raise TreesDocumentError("Expected a binary HistGradientBoostingClassifier.")
-        trees = []
-        for iteration in booster._predictors:
-            nodes = iteration[0].nodes
-            if nodes["is_categorical"].any():
-                raise TreesDocumentError("Categorical splits cannot be saved as churn trees.")
-            trees.append(
-                _Tree(
-                    feature=nodes["feature_idx"].astype(np.int64),
-                    threshold=nodes["num_threshold"].astype(np.float64),
-                    missing_left=nodes["missing_go_to_left"].astype(bool),
-                    left=nodes["left"].astype(np.int64),
-                    right=nodes["right"].astype(np.int64),
-                    is_leaf=nodes["is_leaf"].astype(bool),
-                    value=nodes["value"].astype(np.float64),
-                )
-            )
-        calibrator = fold.calibrators[0]
-        if fold.method == "isotonic":
-            function = calibrator.f_
-            if hasattr(function, "x"):  # scipy's interp1d
-                x, y = np.asarray(function.x, float), np.asarray(function.y, float).ravel()
-            else:  # a single threshold: a constant
-                x, y = calibrator.X_thresholds_[:1], calibrator.y_thresholds_[:1]
-            calibration = {
-                "method": "isotonic",
-                "x_min": float(calibrator.X_min_),
-                "x_max": float(calibrator.X_max_),
-                "x": [float(v) for v in x],
-                "y": [float(v) for v in y],
-            }
-        elif fold.method == "sigmoid":
-            calibration = {
-                "method": "sigmoid",
-                "a": float(calibrator.a_),
-                "b": float(calibrator.b_),
-            }
-        else:
-            raise TreesDocumentError(f"Calibration {fold.method!r} cannot be saved as data.")
-        baseline = float(np.asarray(booster._baseline_prediction).ravel()[0])
-        return cls(baseline, trees, calibration)
-
-    # ---------------------------------------------------------- predicting
-    def raw_score(self, values: np.ndarray) -> np.ndarray:
-        """The booster's log-odds per row (its ``decision_function``)."""
-        columns = np.ascontiguousarray(np.asarray(values, dtype=np.float64).T)
+    def raw_score(self, columns: np.ndarray) -> np.ndarray:
+        """The booster's log-odds per row; ``columns`` is features x rows."""
         raw = np.zeros(columns.shape[1])
         raw += self.baseline
         for tree in self.trees:
             raw += tree.raw(columns)
         return raw
 
-    def _calibrated(self, values: np.ndarray) -> np.ndarray:
-        """P(class 1) before the clamp at 1 (see :meth:`predict_proba`)."""
-        raw = self.raw_score(values)
+    def predict_proba(self, columns: np.ndarray) -> np.ndarray:
+        return self.calibrated_proba(self.raw_score(columns))
+
+    def calibrated_proba(self, raw: np.ndarray) -> np.ndarray:
+        """``[P(class 0), P(class 1)]`` of log-odds ``raw`` (``_CalibratedClassifier``)."""
         calibration = self.calibration
         if calibration["method"] == "sigmoid":
-            return expit(-(calibration["a"] * raw + calibration["b"]))
-        x = np.asarray(calibration["x"], dtype=np.float64)
-        y = np.asarray(calibration["y"], dtype=np.float64)
-        score = np.clip(raw, calibration["x_min"], calibration["x_max"])
-        if len(x) == 1:
-            return np.full(len(score), y[0])
-        # scipy.interpolate.interp1d(kind="linear")._call_linear, step for step.
-        high = np.searchsorted(x, score).clip(1, len(x) - 1)
-        low = high - 1
-        slope = (y[high] - y[low]) / (x[high] - x[low])
-        return slope * (score - x[low]) + y[low]
-
-    def predict_proba(self, values: np.ndarray) -> np.ndarray:
-        """``[P(class 0), P(class 1)]`` per row, as ``CalibratedClassifierCV`` returns.
-
-        ``values`` is rows x features, float; NaN follows each split's missing side.
-        """
-        churn = self._calibrated(values)
+            churn = expit(-(calibration["a"] * raw + calibration["b"]))
+        else:
+            x = np.asarray(calibration["x"], dtype=np.float64)
+            y = np.asarray(calibration["y"], dtype=np.float64)
+            score = np.clip(raw, calibration["x_min"], calibration["x_max"])
+            # interp1d of a 1-D float table runs np.interp (scipy's _call_linear_np).
+            churn = np.full(len(score), y[0]) if len(x) == 1 else np.interp(score, x, y)
         # _CalibratedClassifier.predict_proba: P(stay) = 1 - P(churn), then values
         # above 1 by rounding (at most 1e-5) become 1, in both columns.
         proba = np.column_stack([1.0 - churn, churn])
         proba[(1.0 < proba) & (proba <= 1.0 + 1e-5)] = 1.0
         return proba
 
+    def to_dict(self) -> dict[str, Any]:
+        trees = [
+            {
+                "feature": tree.feature.tolist(),
+                "threshold": tree.threshold.tolist(),
+                "missing_left": tree.missing_left.tolist(),
+                "left": tree.left.tolist(),
+                "right": tree.right.tolist(),
+                "is_leaf": tree.is_leaf.tolist(),
+                "value": tree.value.tolist(),
+            }
+            for tree in self.trees
+        ]
+        return {"baseline": self.baseline, "trees": trees, "calibration": dict(self.calibration)}
+
+
+class CalibratedTrees:
+    """Binary boosters' trees and their calibration maps, as arrays.
+
+    Build one with :meth:`from_sklearn` (after fitting) or :meth:`from_dict` (after
+    loading); :meth:`predict_proba` then needs only numpy and ``scipy.special``.
+
+    Parameters
+    ----------
+    members : list of _Member
+        One calibrated booster per member: its baseline log-odds, its trees in
+        boosting order, and its calibration map (``{"method": "isotonic", "x_min",
+        "x_max", "x", "y"}``, the interpolation table, or ``{"method": "sigmoid",
+        "a", "b"}``). A churn model fitted by this segml has one.
+    """
+
+    def __init__(self, members: list[_Member]):
+        self.members = members
+
+    @property
+    def trees(self) -> list[_Tree]:
+        """The first (usually only) booster's trees."""
+        return self.members[0].trees
+
+    # ------------------------------------------------------------ building
+    @classmethod
+    def from_sklearn(cls, calibrated) -> CalibratedTrees:
+        """The arrays of a fitted ``CalibratedClassifierCV`` of binary boosters.
+
+        Raises
+        ------
+        TreesDocumentError
+            Not binary ``HistGradientBoostingClassifier`` boosters with isotonic or
+            sigmoid calibration, or categorical splits (a churn model has none).
+        """
+        folds = getattr(calibrated, "calibrated_classifiers_", [])
+        if not folds or any(len(fold.calibrators) != 1 for fold in folds):
+            raise TreesDocumentError("Expected calibrated binary boosters.")
+        return cls([_member_from_sklearn(fold) for fold in folds])
+
+    # ---------------------------------------------------------- predicting
+    def raw_score(self, values: np.ndarray) -> np.ndarray:
+        """The (first) booster's log-odds per row (its ``decision_function``)."""
+        return self.members[0].raw_score(_columns(values))
+
+    def predict_proba(self, values: np.ndarray) -> np.ndarray:
+        """``[P(class 0), P(class 1)]`` per row, as ``CalibratedClassifierCV`` returns.
+
+        ``values`` is rows x features, float; NaN follows each split's missing side.
+        """
+        columns = _columns(values)
+        if len(self.members) == 1:
+            return self.members[0].predict_proba(columns)
+        mean = np.zeros((columns.shape[1], 2))
+        for member in self.members:
+            mean += member.predict_proba(columns)
+        mean /= len(self.members)
+        return mean
+
     # ---------------------------------------------------------- persisting
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready data: the baseline, each tree's node fields, the calibration."""
-        trees = []
-        for tree in self.trees:
-            trees.append(
-                {
-                    "feature": tree.feature.tolist(),
-                    "threshold": tree.threshold.tolist(),
-                    "missing_left": tree.missing_left.tolist(),
-                    "left": tree.left.tolist(),
-                    "right": tree.right.tolist(),
-                    "is_leaf": tree.is_leaf.tolist(),
-                    "value": tree.value.tolist(),
-                }
-            )
-        return {"baseline": self.baseline, "trees": trees, "calibration": dict(self.calibration)}
+        """JSON-ready data: per booster, the baseline, each tree's nodes, the calibration."""
+        return {"members": [member.to_dict() for member in self.members]}
 
     @classmethod
     def from_dict(cls, document: dict[str, Any], *, n_features: int) -> CalibratedTrees:
         """Rebuild from :meth:`to_dict`, refusing trees that could not be evaluated.
 
-        Every split must read one of the ``n_features`` columns and lead to nodes
-        after itself inside the tree (so the walk ends), every number must be
-        finite, and an isotonic table must be increasing in ``x``.
+        Every node but the root must have exactly one parent, before it (so the walk
+        visits each node once and ends), every split must read one of the
+        ``n_features`` columns, every number must be finite, and an isotonic table
+        must be strictly increasing in ``x``, with ``y`` in [0, 1].
 
         Raises
         ------
@@ -244,17 +221,70 @@ class CalibratedTrees:
             What is wrong, and in which tree.
         """
         try:
-            baseline = float(document["baseline"])
-            trees = [_tree_from_dict(t, n_features, i) for i, t in enumerate(document["trees"])]
-            calibration = _calibration_from_dict(document["calibration"])
-        except (KeyError, TypeError, ValueError) as exc:
+            members = []
+            for member in document["members"]:
+                baseline = float(member["baseline"])
+                if not np.isfinite(baseline):
+                    raise TreesDocumentError("the churn trees' baseline is not finite")
+                trees = [_tree_from_dict(t, n_features, i) for i, t in enumerate(member["trees"])]
+                members.append(
+                    _Member(baseline, trees, _calibration_from_dict(member["calibration"]))
+                )
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             if isinstance(exc, TreesDocumentError):
                 raise
             what = f"the key {exc.args[0]!r} is missing" if isinstance(exc, KeyError) else exc
             raise TreesDocumentError(f"the churn trees are damaged: {what}") from None
-        if not np.isfinite(baseline):
-            raise TreesDocumentError("the churn trees' baseline is not finite")
-        return cls(baseline, trees, calibration)
+        if not members:
+            raise TreesDocumentError("the churn trees hold no booster")
+        return cls(members)
+
+
+def _columns(values: np.ndarray) -> np.ndarray:
+    """Rows x features as contiguous features x rows: each split reads one column."""
+    return np.ascontiguousarray(np.asarray(values, dtype=np.float64).T)
+
+
+def _member_from_sklearn(fold) -> _Member:
+    booster = fold.estimator
+    if getattr(booster, "n_trees_per_iteration_", None) != 1:
+        raise TreesDocumentError("Expected a binary HistGradientBoostingClassifier.")
+    trees = []
+    for iteration in booster._predictors:
+        nodes = iteration[0].nodes
+        if nodes["is_categorical"].any():
+            raise TreesDocumentError("Categorical splits cannot be saved as churn trees.")
+        trees.append(
+            _Tree(
+                feature=nodes["feature_idx"].astype(np.int64),
+                threshold=nodes["num_threshold"].astype(np.float64),
+                missing_left=nodes["missing_go_to_left"].astype(bool),
+                left=nodes["left"].astype(np.int64),
+                right=nodes["right"].astype(np.int64),
+                is_leaf=nodes["is_leaf"].astype(bool),
+                value=nodes["value"].astype(np.float64),
+            )
+        )
+    calibrator = fold.calibrators[0]
+    if fold.method == "isotonic":
+        function = calibrator.f_
+        if hasattr(function, "x"):  # scipy's interp1d
+            x, y = np.asarray(function.x, float), np.asarray(function.y, float).ravel()
+        else:  # a single threshold: a constant
+            x, y = calibrator.X_thresholds_[:1], calibrator.y_thresholds_[:1]
+        calibration = {
+            "method": "isotonic",
+            "x_min": float(calibrator.X_min_),
+            "x_max": float(calibrator.X_max_),
+            "x": [float(v) for v in x],
+            "y": [float(v) for v in y],
+        }
+    elif fold.method == "sigmoid":
+        calibration = {"method": "sigmoid", "a": float(calibrator.a_), "b": float(calibrator.b_)}
+    else:
+        raise TreesDocumentError(f"Calibration {fold.method!r} cannot be saved as data.")
+    baseline = float(np.asarray(booster._baseline_prediction).ravel()[0])
+    return _Member(baseline, trees, calibration)
 
 
 def _tree_from_dict(document: dict[str, Any], n_features: int, number: int) -> _Tree:
@@ -277,13 +307,24 @@ def _tree_from_dict(document: dict[str, Any], n_features: int, number: int) -> _
         ((left <= split) | (left >= size)).any()
         or ((right <= split) | (right >= size)).any()
         or ((feature < 0) | (feature >= n_features)).any()
-        or not np.isfinite(arrays["value"][arrays["is_leaf"]]).all()
-        or np.isnan(arrays["threshold"][split]).any()
     ):
         raise TreesDocumentError(
             f"churn tree {number} has splits that lead outside the tree or the "
-            f"{n_features} input columns, or values that are not numbers"
+            f"{n_features} input columns"
         )
+    # Children come after their parent; with exactly one parent for every node but
+    # the root, the nodes form one tree: the walk meets each node once, and no node
+    # is unreachable (each would hold a whole column of values to the end).
+    parents = np.bincount(np.concatenate([left, right]), minlength=size)
+    if parents[0] != 0 or (parents[1:] != 1).any():
+        raise TreesDocumentError(
+            f"churn tree {number} is not a tree: every node but the root needs exactly one parent"
+        )
+    if (
+        not np.isfinite(arrays["value"][arrays["is_leaf"]]).all()
+        or np.isnan(arrays["threshold"][split]).any()
+    ):
+        raise TreesDocumentError(f"churn tree {number} has values that are not numbers")
     return _Tree(**arrays)
 
 
@@ -303,9 +344,12 @@ def _calibration_from_dict(document: dict[str, Any]) -> dict[str, Any]:
         not x
         or len(x) != len(y)
         or not np.isfinite([*x, *y, x_min, x_max]).all()
-        or np.any(np.diff(x) < 0)
+        or np.any(np.diff(x) <= 0)
+        or not x_min <= x_max
+        or not all(0.0 <= v <= 1.0 for v in y)
     ):
         raise TreesDocumentError(
-            "the churn calibration table must be as many finite y as x, x increasing"
+            "the churn calibration table must be as many y in [0, 1] as x, x strictly "
+            "increasing, and x_min <= x_max, all finite"
         )
     return {"method": "isotonic", "x_min": x_min, "x_max": x_max, "x": x, "y": y}

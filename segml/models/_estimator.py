@@ -72,6 +72,7 @@ class Estimator:
             A name that is not a constructor parameter.
         """
         valid = self._get_param_names()
+        nested: dict[str, dict[str, Any]] = {}
         for name, value in params.items():
             head, _, rest = name.partition("__")
             if head not in valid:
@@ -80,9 +81,13 @@ class Estimator:
                     f"Valid parameters are: {valid}."
                 )
             if rest:
-                getattr(self, head).set_params(**{rest: value})
+                nested.setdefault(head, {})[rest] = value
             else:
                 setattr(self, name, value)
+        # After the top-level ones, as scikit-learn does: ``model=new, model__k=3``
+        # sets k on the new model.
+        for head, values in nested.items():
+            getattr(self, head).set_params(**values)
         return self
 
     def __repr__(self) -> str:
@@ -114,11 +119,13 @@ def random_state_instance(random_state):
     used as it is (scikit-learn's ``check_random_state``, so seeds drawn from it are
     the ones earlier versions of segml drew).
     """
+    import numbers
+
     import numpy as np
 
     if random_state is None or random_state is np.random:
         return np.random.mtrand._rand
-    if isinstance(random_state, int | np.integer) and not isinstance(random_state, bool):
+    if isinstance(random_state, numbers.Integral):  # bools included, as scikit-learn
         return np.random.RandomState(random_state)
     if isinstance(random_state, np.random.RandomState):
         return random_state

@@ -99,8 +99,8 @@ _OPENMP_THREADS = 1
 # Every type a version-1 skops file holds beyond plain containers and numpy values
 # (the calibrated wrapper, the booster and its parts, the calibrator, the folds);
 # anything else in the file is refused before it is built. Models saved before
-# ensemble=False (one booster and calibrator per fold) hold the same types and load
-# if they hold one booster.
+# ensemble=False (one booster and calibrator per fold) hold the same types, load, and
+# predict the mean of their boosters' probabilities, as scikit-learn does.
 TRUSTED_TYPES = (
     "numpy.random._generator.Generator",  # HistGradientBoosting's feature-subsample rng
     "numpy.uint64",
@@ -497,14 +497,16 @@ class ChurnModel(Estimator):
             churn_rate = float(document["churn_rate"])
             n_customers = int(document["n_customers"])
             if version == 1:
-                trees = _trees_of_version_1(directory, document["classifier_file"], source)
+                classifier_file = document["classifier_file"]
             else:
                 trees = CalibratedTrees.from_dict(document["trees"], n_features=len(feature_names))
         except TreesDocumentError as exc:
             raise PersistenceError(f"{source} cannot be trusted: {exc}.") from None
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             what = f"the key {exc.args[0]!r} is missing" if isinstance(exc, KeyError) else exc
             raise PersistenceError(f"{source} is damaged: {what}.") from None
+        if version == 1:  # its own errors name the skops file
+            trees = _trees_of_version_1(directory, classifier_file, len(feature_names), source)
         model.trees_ = trees
         model.feature_names_in_ = np.asarray(feature_names, dtype=object)
         model.n_features_in_ = len(model.feature_names_in_)
@@ -514,7 +516,9 @@ class ChurnModel(Estimator):
         return model
 
 
-def _trees_of_version_1(directory: Path, classifier_file, source: Path) -> CalibratedTrees:
+def _trees_of_version_1(
+    directory: Path, classifier_file, n_features: int, source: Path
+) -> CalibratedTrees:
     """The trees of a version-1 model: its skops file, read through scikit-learn."""
     from sklearn.calibration import CalibratedClassifierCV
 
@@ -537,14 +541,12 @@ def _trees_of_version_1(directory: Path, classifier_file, source: Path) -> Calib
             f"{classifier} holds a {type(calibrated).__name__}, not the "
             "CalibratedClassifierCV a churn model saves."
         )
-    n_features = len(read_json(source)["feature_names"])
     _check_boosters(calibrated, n_features, classifier)
     try:
         return CalibratedTrees.from_sklearn(calibrated)
     except TreesDocumentError as exc:
         raise PersistenceError(
-            f"{classifier}: {exc} It was saved by a segml older than one booster per "
-            "model; train it again with this segml."
+            f"{classifier} holds a classifier segml cannot read: {exc}"
         ) from None
 
 
