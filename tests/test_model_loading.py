@@ -478,7 +478,21 @@ def _bump_minor(text: str) -> str:
     return f"{major}.{int(minor) + 1}.0"
 
 
-def test_other_major_or_minor_library_versions_warn_naming_both(copy, scorer, model_input):
+def test_scikit_learn_versions_do_not_matter_to_trees_saved_as_data(copy, scorer, model_input):
+    """The churn trees are numbers evaluated with numpy: another scikit-learn cannot
+    change the scores, so it is not warned about (a version-1 model is: below)."""
+    _edit_json(
+        copy / SCORER / "scorer.json",
+        lambda d: d["versions"].update({"scikit-learn": "0.24.2", "skops": "0.1.0"}),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = load_scoring_model(copy)
+    pd.testing.assert_frame_equal(loaded.predict(model_input), expected(scorer, model_input))
+
+
+def test_other_major_or_minor_library_versions_warn_naming_both(old_copy, scorer, model_input):
+    copy = old_copy  # a version-1 churn model: read through scikit-learn
     sklearn_now, mlflow_now = version("scikit-learn"), version("mlflow")
     _edit_json(
         copy / SCORER / "scorer.json",

@@ -379,9 +379,13 @@ def _installed_version(name: str) -> str | None:
         return None
 
 
-def _warn_on_versions(recorded: Mapping[str, str], source: str) -> None:
+def _warn_on_versions(
+    recorded: Mapping[str, str], source: str, ignored: frozenset[str] = frozenset()
+) -> None:
     differing = []
     for name in _VERSION_PACKAGES:
+        if name in ignored:
+            continue
         installed = _installed_version(name)
         if name not in recorded or installed is None:
             continue
@@ -506,6 +510,22 @@ def load_scorer_artifact(
     return _build_scorer(scorer_folder)
 
 
+def _unused_packages(scorer_folder: Path) -> frozenset[str]:
+    """Recorded libraries that loading and scoring this model never use.
+
+    A churn model saved as data (format version 2, or the baseline model) predicts
+    with numpy: another scikit-learn or skops version cannot change its numbers, so
+    it is not warned about. A version-1 churn model is read through both.
+    """
+    try:
+        document = read_json(scorer_folder / "churn" / "churn_model.json")
+    except PersistenceError:  # no boosted churn model, or one the build will name
+        return frozenset({"scikit-learn", "skops"})
+    if isinstance(document, dict) and document.get("format_version") == 1:
+        return frozenset()
+    return frozenset({"scikit-learn", "skops"})
+
+
 def _load_folder(folder: Path, source: str, origin: dict[str, str] | None) -> LoadedModel:
     mlmodel = _read_mlmodel(folder)
     scorer_folder = _scorer_folder(folder, mlmodel)
@@ -514,7 +534,7 @@ def _load_folder(folder: Path, source: str, origin: dict[str, str] | None) -> Lo
     # Versions are warned about before the scorer is built, so a load that fails on
     # another version's files comes after the warning that explains it.
     recorded = _recorded_versions(document, folder)
-    _warn_on_versions(recorded, source)
+    _warn_on_versions(recorded, source, _unused_packages(scorer_folder))
     scorer = _build_scorer(scorer_folder)
     if inputs is not None and inputs != ["customer_id", *scorer.feature_columns_]:
         raise ModelLoadError(
