@@ -230,3 +230,63 @@ def test_64_bit_integer_ids_with_nulls_are_cleaned_exactly_as_the_loader(spark, 
     assert sorted(expected["customer_id"].unique()) == [str(2**53 + k) for k in (1, 2, 3)]
     clean, spark_report = ss.clean_transactions(spark.read.parquet(str(path)), source=str(path))
     assert_cleaned_like_the_loader(clean, spark_report, expected, report)
+
+
+def test_returns_and_duplicates_with_typed_extra_columns_are_cleaned_as_the_loader(spark, tmp_path):
+    # Netting and repeated rows are the loader's own functions run per bucket of
+    # customers: extra columns take part in "equal rows" exactly as in pandas (64-bit
+    # integers above 2**53 kept apart, -0.0 equal to 0.0, missing values equal).
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    big = 2**53
+    rows = [
+        # customer, day, amount, 64-bit extra, float extra, instant extra
+        ("a", 1, 10.0, big + 1, 0.0, 0),
+        ("a", 1, 10.0, big, 0.0, 0),  # differs only by the 64-bit value: kept
+        ("a", 1, 10.0, big + 1, -0.0, 0),  # equal to the first: duplicate_row
+        ("b", 1, 5.0, None, None, 1),
+        ("b", 1, -8.0, None, None, 1),  # excess 3: fully_returned, excess note
+        ("b", 2, 6.0, None, None, None),
+        ("b", 2, 6.0, None, None, None),  # missing values equal: duplicate_row
+        ("c", 3, -2.0, 7, 1.5, 2),  # return_without_purchase
+        ("c", 4, 2.0, 7, 1.5, 2),
+        ("d", 1, 3.0, 1, 1.0, 3),
+        ("d", 1, 3.0, 1, 1.0, 3),  # duplicate_row
+        ("d", 1, -3.0, 1, 1.0, 3),  # nets the second: fully_returned, no longer a repeat
+    ]
+    path = tmp_path / "typed.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "customer_id": pa.array([r[0] for r in rows]),
+                "timestamp": pa.array([f"2024-01-0{r[1]}" for r in rows]),
+                "amount": pa.array([r[2] for r in rows]),
+                "ref": pa.array([r[3] for r in rows], pa.int64()),
+                "score": pa.array([r[4] for r in rows], pa.float64()),
+                "seen": pa.array(
+                    [None if r[5] is None else 1_700_000_000_000_000 + r[5] for r in rows],
+                    pa.timestamp("us", tz="UTC"),
+                ),
+            }
+        ),
+        path,
+    )
+    expected, report = segml.load_transactions(path, returns="net")
+    assert report.dropped == {
+        "return_without_purchase": 1,
+        "return_netted": 2,
+        "fully_returned": 2,
+        "duplicate_row": 2,
+    }
+    frame = spark.read.parquet(str(path))
+    clean, spark_report = ss.clean_transactions(frame, returns="net", source=str(path))
+    assert_cleaned_like_the_loader(
+        clean.select("customer_id", "timestamp", "amount"),
+        spark_report,
+        expected[["customer_id", "timestamp", "amount"]],
+        report,
+    )
+    for reason, examples in report.examples.items():  # the same rows, in input order
+        shown = [(e["customer_id"], e["amount"]) for e in spark_report.examples[reason]]
+        assert shown == [(e["customer_id"], e["amount"]) for e in examples], reason

@@ -18,14 +18,19 @@ How it is computed:
    day-first dates is read a second time by that rule, and a column mixing both
    kinds (or currencies) is refused with the loader's message. ``currency``,
    ``currency_column`` and ``order_id`` are pandas-only and refused here.
-2. ``returns="net"``: two window functions over each customer's rows in time
-   order (one shuffle by customer): the number of purchases so far ties each
-   return to the customer's latest purchase at or before it (purchases before
-   returns at equal times, then input order), and the returns tied to a purchase
-   are summed onto it.
-3. ``drop_duplicates``: a window over every column numbers equal rows in input
-   order; every row after the first is a ``duplicate_row``, as
-   ``DataFrame.duplicated(keep="first")``.
+2. ``returns="net"`` and ``drop_duplicates``: one bucket pass runs the loader's
+   own :func:`segml.transactions._net_returns` then
+   :func:`segml.transactions._duplicated` (as its ``_finish`` applies it, after
+   netting, on the netted amounts and every column) on each bucket of whole
+   customers, rows in input order (:func:`segml.spark._buckets.apply_per_bucket`:
+   one shuffle of the parsed id, timestamp, amount, reason so far and an equality
+   key per extra column). Both rules are per customer (a return nets within its
+   customer, equal rows share an id), so a bucket gives each row the reason and
+   netted amount the whole log gives it. The parsed rows are cached for the pass
+   and the join back on ``_row`` (freed once the labelled rows are cached).
+3. What is summed over every customer stays in Spark: the counts per reason, and
+   the excess of returns over their purchases (the pandas function words it for
+   its bucket only), summed from the ``fully_returned`` rows' negative amounts.
 4. The labelled rows are cached, counted per reason (with up to three examples)
    in one pass, and the kept rows are returned.
 
@@ -46,6 +51,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from segml.spark._buckets import ROW, apply_per_bucket
 from segml.transactions import _N_EXAMPLES, DataQualityReport, TransactionsError
 
 __all__ = ["REASONS", "clean_transactions"]
@@ -321,8 +327,10 @@ def clean_transactions(
     values as UTC when any value of the column has a zone; here that is decided
     per Arrow batch. With the default ``timezone="UTC"`` the two agree.
 
-    Sums of several returns netted onto one purchase may be added in another order
-    than pandas adds them (last-bit differences).
+    Returns are netted by the loader's own function on each customer's rows in input
+    order, so netted amounts are the loader's to the last bit; only the excess total
+    of the report's note is summed over customers in Spark's order (it is shown to
+    the cent).
     """
     _, clean, report = _clean(
         transactions,
@@ -453,10 +461,11 @@ def _clean(
         F.col("_p.decimal_kind").alias("_dec"),
         F.col("_p.date_kind").alias("_dk"),
     )
-    if returns == "net":
-        frame = _net_returns(frame)
-    if drop_duplicates:
-        frame = _mark_duplicates(frame, extras)
+    parsed_rows = None
+    if returns == "net" or drop_duplicates:
+        # Cached so that the bucket pass and the join back read the parsed rows once.
+        parsed_rows = frame.persist(StorageLevel.MEMORY_AND_DISK)
+        frame = _apply_rules_per_bucket(parsed_rows, extras, returns == "net", drop_duplicates)
     frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         read = _fill_report(
@@ -469,6 +478,9 @@ def _clean(
     except BaseException:
         frame.unpersist()
         raise
+    finally:
+        if parsed_rows is not None:  # the labelled rows are cached by now
+            parsed_rows.unpersist()
     if rule != (decimal, dayfirst):
         # The column's rule is not the one every batch read by: read it again by it.
         frame.unpersist()
@@ -506,60 +518,125 @@ def _clean(
     return frame, clean, report
 
 
-def _net_returns(frame: DataFrame) -> DataFrame:
-    """Net each live return into the customer's latest purchase at or before it.
+class _DropsByRow(DataQualityReport):
+    """A bucket's report that also remembers which rows each ``_drop`` dropped."""
 
-    ``_grp`` counts the customer's live purchases up to each row in the order
-    (timestamp, purchases first, input order): a purchase is purchase number
-    ``_grp``; a return belongs to purchase ``_grp`` (0: none before it).
+    def __init__(self) -> None:
+        super().__init__(source="bucket")
+        self.rows_by_reason: dict[str, pd.Index] = {}
+
+    def _drop(self, reason: str, rows: pd.DataFrame) -> None:
+        self.rows_by_reason[reason] = self.rows_by_reason.get(reason, pd.Index([])).append(
+            rows.index
+        )
+
+
+def _rules_of_bucket(net: bool, duplicates: bool, n_extras: int):
+    """The pandas body of the bucket pass: the loader's last two rules on one bucket.
+
+    Gets the bucket's rows in input order (``customer_id``, ``timestamp``, ``amount``
+    parsed, ``_x0`` .. the extra columns' equality keys, ``_reason`` so far, ``_row``)
+    and runs :func:`segml.transactions._net_returns` then
+    :func:`segml.transactions._duplicated` on them as the loader's ``_clean`` and
+    ``_finish`` do; returns each row's ``_row``, amount (netted) and reason.
     """
-    live = F.col("_reason").isNull()
-    is_return = live & (F.col("_amt") < 0)
-    is_purchase = live & (F.col("_amt") >= 0)
-    order = (
-        Window.partitionBy("_cid")
-        .orderBy(F.col("_ts"), F.when(is_return, 1).otherwise(0), F.col("_row"))
-        .rowsBetween(Window.unboundedPreceding, Window.currentRow)
-    )
-    frame = frame.withColumn("_grp", F.sum(F.when(is_purchase, 1).otherwise(0)).over(order))
-    group = Window.partitionBy("_cid", "_grp")
-    returned = F.sum(F.when(is_return, F.col("_amt"))).over(group)
-    n_returns = F.count(F.when(is_return, 1)).over(group)
-    frame = frame.withColumn("_returned", returned).withColumn("_n_returns", n_returns)
-    netted = F.col("_amt") + F.col("_returned")
-    receives = is_purchase & (F.col("_n_returns") > 0)
-    return frame.select(
-        *[
-            c
-            for c in frame.columns
-            if c not in ("_amt", "_reason", "_grp", "_returned", "_n_returns")
-        ],
-        F.when(receives, netted).otherwise(F.col("_amt")).alias("_amt"),
-        F.when(is_return & (F.col("_grp") == 0), F.lit("return_without_purchase"))
-        .when(is_return, F.lit("return_netted"))
-        .when(receives & (netted <= 0), F.lit("fully_returned"))
-        .otherwise(F.col("_reason"))
-        .alias("_reason"),
-    )
+
+    def run(rows: pd.DataFrame) -> pd.DataFrame:
+        from segml.transactions import _duplicated, _net_returns
+
+        frame = rows[["customer_id", "timestamp", "amount", *[f"_x{i}" for i in range(n_extras)]]]
+        keep = rows["_reason"].isna().astype(bool)
+        reason = rows["_reason"].astype(object).where(~keep, None)
+        if net:
+            report = _DropsByRow()
+            live = keep.copy()
+            frame = _net_returns(frame, keep, frame, report)
+            # Dropped here and not through report._drop: netted returns (_record_netted).
+            reason[live & ~keep] = "return_netted"
+            for name, index in report.rows_by_reason.items():
+                reason.loc[index] = name
+        if duplicates:
+            reason[_duplicated(frame) & keep] = "duplicate_row"
+        return pd.DataFrame(
+            {
+                "_row": rows["_row"].to_numpy(),
+                "_amt": frame["amount"].to_numpy(dtype="float64"),
+                "_reason": reason.to_numpy(dtype=object),
+            }
+        )
+
+    return run
 
 
-def _mark_duplicates(frame: DataFrame, extras: list[str]) -> DataFrame:
-    """Mark kept rows equal in every column to an earlier row as ``duplicate_row``.
+_RULES_OUT = T.StructType(
+    [
+        T.StructField("_row", T.LongType()),
+        T.StructField("_amt", T.DoubleType()),
+        T.StructField("_reason", T.StringType()),
+    ]
+)
 
-    Only kept rows and ``fully_returned`` purchases can equal a kept row (every
-    other reason leaves a value no kept row has: a missing or non-finite value, a
-    day after ``as_of``, a zero dropped, a negative amount), so only those are
-    compared, as ``pandas.DataFrame.duplicated`` compares every row.
+
+def _equality_key(frame: DataFrame, name: str):
+    """Column ``name`` as pandas gets it with the equality Spark gives its values.
+
+    Strings, booleans, small integers and floats reach pandas exactly. Other types
+    are sent as text equal exactly when the values are: 64-bit integers and decimals
+    (pandas would get float64 for a column with nulls), instants as microseconds
+    (local wall clocks repeat when clocks go back), binary as hex, nested values as
+    JSON (pandas cannot hash them).
     """
-    candidate = F.col("_reason").isNull() | (F.col("_reason") == "fully_returned")
-    keys = [F.col("_cid"), F.col("_ts"), F.col("_amt"), *[F.col(f"`{c}`") for c in extras]]
-    rank = F.row_number().over(Window.partitionBy(candidate, *keys).orderBy("_row"))
-    reason = (
-        F.when(F.col("_reason").isNull() & (rank > 1), F.lit("duplicate_row"))
-        .otherwise(F.col("_reason"))
-        .alias("_reason")
+    column = F.col(f"`{name}`")
+    kind = frame.schema[name].dataType
+    exact = (T.StringType, T.BooleanType, T.ByteType, T.ShortType, T.IntegerType)
+    if isinstance(kind, (*exact, T.FloatType, T.DoubleType)):
+        return column
+    if isinstance(kind, T.TimestampType):
+        return F.unix_micros(column).cast("string")
+    if isinstance(kind, T.BinaryType):
+        return F.hex(column)
+    if isinstance(kind, (T.ArrayType, T.MapType, T.StructType)):
+        return F.to_json(column)
+    return column.cast("string")
+
+
+def _apply_rules_per_bucket(
+    frame: DataFrame, extras: list[str], net: bool, duplicates: bool
+) -> DataFrame:
+    """``frame`` with ``_amt`` and ``_reason`` as the returns and duplicates rules leave them.
+
+    One shuffle of the rules' columns into buckets of whole customers, one pandas
+    call per bucket (:func:`_rules_of_bucket`), and a join back on ``_row``. Rows
+    without a customer id take no part: they are dropped already, and no row with an
+    id equals them.
+    """
+    rows = frame.where(F.col("_cid").isNotNull()).select(
+        F.col("_cid").alias("customer_id"),
+        F.col("_ts").alias("timestamp"),
+        F.col("_amt").alias("amount"),
+        *[_equality_key(frame, c).alias(f"_x{i}") for i, c in enumerate(extras)],
+        "_reason",
+        "_row",
+        F.col("_row").alias(ROW),  # the order pandas gets the rows in
     )
-    return frame.select(*[c if c != "_reason" else reason for c in frame.columns])
+    buckets = int(frame.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    ruled = apply_per_bucket(
+        rows, _rules_of_bucket(net, duplicates, len(extras)), _RULES_OUT, buckets=buckets
+    ).select(
+        "_row",
+        F.col("_amt").alias("_ruled_amt"),
+        F.col("_reason").alias("_ruled_reason"),
+        F.lit(True).alias("_ruled"),
+    )
+    joined = frame.join(ruled, on="_row", how="left")
+    ruled_row = F.col("_ruled").isNotNull()
+    replaced = {
+        "_amt": F.when(ruled_row, F.col("_ruled_amt")).otherwise(F.col("_amt")),
+        "_reason": F.when(ruled_row, F.col("_ruled_reason")).otherwise(F.col("_reason")),
+    }
+    return joined.select(
+        *[replaced[c].alias(c) if c in replaced else F.col(f"`{c}`") for c in frame.columns]
+    )
 
 
 def _fill_report(
