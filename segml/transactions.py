@@ -1282,7 +1282,8 @@ def _net_returns(
     returns = ordered[is_return]
     target = purchase_row[is_return]
     orphan = target.isna()
-    report._drop("return_without_purchase", original.loc[returns.index[orphan]])
+    # Examples in input order (the rows were sorted by customer and time above).
+    report._drop("return_without_purchase", original.loc[returns.index[orphan].sort_values()])
     keep[returns.index[orphan]] = False
     matched = returns[~orphan]
     amounts = frame["amount"].copy()
@@ -1306,7 +1307,8 @@ def _net_returns(
 def _record_netted(report: DataQualityReport, original: pd.DataFrame, rows: pd.Index) -> None:
     report.notes.append(f"{len(rows)} return(s) netted against earlier purchases")
     report.dropped["return_netted"] = report.dropped.get("return_netted", 0) + len(rows)
-    report.examples["return_netted"] = original.loc[rows[:_N_EXAMPLES]].to_dict("records")
+    first = rows.sort_values()[:_N_EXAMPLES]  # in input order
+    report.examples["return_netted"] = original.loc[first].to_dict("records")
 
 
 def _net_returns_by_order(

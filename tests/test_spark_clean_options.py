@@ -290,3 +290,25 @@ def test_returns_and_duplicates_with_typed_extra_columns_are_cleaned_as_the_load
     for reason, examples in report.examples.items():  # the same rows, in input order
         shown = [(e["customer_id"], e["amount"]) for e in spark_report.examples[reason]]
         assert shown == [(e["customer_id"], e["amount"]) for e in examples], reason
+
+
+def test_returns_examples_are_the_first_rows_in_input_order_on_both_engines(spark, tmp_path):
+    # The loader sorts each customer's rows by time to net returns; the report's
+    # examples must still be the first rows of the file, as Spark lists them.
+    path = tmp_path / "unsorted.csv"
+    lines = ["cust,date,value"]
+    for customer in ("z", "y", "x", "w"):  # customers in reverse order in the file
+        lines += [
+            f"{customer},2024-01-02,-1",
+            f"{customer},2024-01-03,5",
+            f"{customer},2024-01-04,-2",
+        ]
+    path.write_text("\n".join(lines) + "\n")
+    expected, report = _both(spark, path, returns="net")
+    first = [e["cust"] for e in report.examples["return_without_purchase"]]
+    assert first == ["z", "y", "x"]
+    assert [e["cust"] for e in report.examples["return_netted"]] == ["z", "y", "x"]
+    raw = spark.read.csv(str(path), header=True)
+    _, spark_report = ss.clean_transactions(raw, **NAMES, returns="net", source=str(path))
+    for reason in ("return_without_purchase", "return_netted"):
+        assert spark_report.examples[reason] == report.examples[reason], reason

@@ -465,7 +465,11 @@ def _clean(
     if returns == "net" or drop_duplicates:
         # Cached so that the bucket pass and the join back read the parsed rows once.
         parsed_rows = frame.persist(StorageLevel.MEMORY_AND_DISK)
-        frame = _apply_rules_per_bucket(parsed_rows, extras, returns == "net", drop_duplicates)
+        try:
+            frame = _apply_rules_per_bucket(parsed_rows, extras, returns == "net", drop_duplicates)
+        except BaseException:
+            parsed_rows.unpersist()
+            raise
     frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         read = _fill_report(
@@ -538,7 +542,8 @@ def _rules_of_bucket(net: bool, duplicates: bool, n_extras: int):
     parsed, ``_x0`` .. the extra columns' equality keys, ``_reason`` so far, ``_row``)
     and runs :func:`segml.transactions._net_returns` then
     :func:`segml.transactions._duplicated` on them as the loader's ``_clean`` and
-    ``_finish`` do; returns each row's ``_row``, amount (netted) and reason.
+    ``_finish`` do; returns the ``_row``, amount (netted) and reason of each row the
+    rules changed (the others keep theirs).
     """
 
     def run(rows: pd.DataFrame) -> pd.DataFrame:
@@ -557,11 +562,13 @@ def _rules_of_bucket(net: bool, duplicates: bool, n_extras: int):
                 reason.loc[index] = name
         if duplicates:
             reason[_duplicated(frame) & keep] = "duplicate_row"
+        amount = frame["amount"].to_numpy(dtype="float64")
+        changed = reason.notna().to_numpy() | (amount != rows["amount"].to_numpy(dtype="float64"))
         return pd.DataFrame(
             {
-                "_row": rows["_row"].to_numpy(),
-                "_amt": frame["amount"].to_numpy(dtype="float64"),
-                "_reason": reason.to_numpy(dtype=object),
+                "_row": rows["_row"].to_numpy()[changed],
+                "_amt": amount[changed],
+                "_reason": reason.to_numpy(dtype=object)[changed],
             }
         )
 
@@ -606,11 +613,14 @@ def _apply_rules_per_bucket(
     """``frame`` with ``_amt`` and ``_reason`` as the returns and duplicates rules leave them.
 
     One shuffle of the rules' columns into buckets of whole customers, one pandas
-    call per bucket (:func:`_rules_of_bucket`), and a join back on ``_row``. Rows
-    without a customer id take no part: they are dropped already, and no row with an
-    id equals them.
+    call per bucket (:func:`_rules_of_bucket`), and a join back on ``_row`` of the
+    rows the rules changed. Only rows no earlier rule dropped take part, which gives
+    what the loader gives: netting reads kept rows only, and every earlier reason
+    leaves a value no kept row has (no id, no date or one after ``as_of``, a missing,
+    infinite or dropped zero or negative amount), so a dropped row never makes a kept
+    one a repeat.
     """
-    rows = frame.where(F.col("_cid").isNotNull()).select(
+    rows = frame.where(F.col("_cid").isNotNull() & F.col("_reason").isNull()).select(
         F.col("_cid").alias("customer_id"),
         F.col("_ts").alias("timestamp"),
         F.col("_amt").alias("amount"),
