@@ -1198,14 +1198,19 @@ def _finish(frame, keep, drop, drop_duplicates, report, source_name):
         clean["amount"] = clean["amount"].astype("float64")
     report.rows_kept = len(clean)
     if len(clean) == 0:
-        reasons = ", ".join(f"{r}: {n}" for r, n in report.dropped.items())
-        raise TransactionsError(
-            f"No transactions left after cleaning {report.rows_read} row(s) of {source_name} "
-            f"(dropped {reasons}). Check the column mapping and formats; the report "
-            "is attached as .report.",
-            report,
-        )
+        raise _nothing_left_error(report, source_name)
     return clean, report
+
+
+def _nothing_left_error(report: DataQualityReport, source_name: str) -> TransactionsError:
+    """Every row was dropped: how many were read, and why each went."""
+    reasons = ", ".join(f"{r}: {n}" for r, n in report.dropped.items())
+    return TransactionsError(
+        f"No transactions left after cleaning {report.rows_read} row(s) of {source_name} "
+        f"(dropped {reasons}). Check the column mapping and formats; the report "
+        "is attached as .report.",
+        report,
+    )
 
 
 def _apply_currency(frame, original, amounts, currency, currency_column, report, drop, keep):

@@ -243,7 +243,7 @@ def clean_pieces(
     rows); when no piece keeps a row, the loader's error is raised for the whole log.
     Any other loader error is raised as it is, with the report so far.
     """
-    from segml.transactions import TransactionsError, load_transactions
+    from segml.transactions import TransactionsError, _nothing_left_error, load_transactions
 
     for raw in pieces:
         try:
@@ -265,10 +265,4 @@ def clean_pieces(
         yield clean
     merged = report.report
     if merged.rows_kept == 0:
-        reasons = ", ".join(f"{r}: {n}" for r, n in merged.dropped.items())
-        raise TransactionsError(
-            f"No transactions left after cleaning {merged.rows_read} row(s) of {reader.path} "
-            f"(dropped {reasons}). Check the column mapping and formats; the report "
-            "is attached as .report.",
-            merged,
-        )
+        raise _nothing_left_error(merged, str(reader.path))

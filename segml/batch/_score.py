@@ -214,7 +214,7 @@ class Laps:
 
 
 def _default_tracking_uri() -> str:
-    from segml.tracking._train import DEFAULT_TRACKING_URI
+    from segml.tracking._store import DEFAULT_TRACKING_URI
 
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 

@@ -544,19 +544,9 @@ def read_training_log(
         As the pandas loader's, with the reading settings.
     """
     from segml.spark._clean import _clean, kept_rows
-    from segml.spark._score import _add_read_info, _read_raw
+    from segml.spark._score import _SPARK_CLEANING, _add_read_info, _read_raw
 
-    options = {
-        "customer_id": "customer_id",
-        "timestamp": "timestamp",
-        "amount": "amount",
-        "timestamp_format": None,
-        "timezone": "UTC",
-        "returns": "drop",
-        "zero_amounts": "drop",
-        "drop_duplicates": True,
-        **cleaning,
-    }
+    options = {**_SPARK_CLEANING, **cleaning}
     raw, read_info = _read_raw(spark, path, sep=sep, encoding=encoding, sheet_name=sheet_name)
     labelled, _, report = _clean(raw, **options, on_invalid=on_invalid, source=str(path))
     _add_read_info(report, read_info)
